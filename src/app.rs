@@ -1,0 +1,124 @@
+//! Assembling the application: the router every level of testing uses, and the server around it.
+
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
+
+use axum::{Router, routing::get};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    config::Config,
+    routes::{self, AppState},
+    store::RedisStore,
+};
+
+/// The one place the HTTP interface is assembled, whatever the store behind it.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(routes::page)
+                .head(routes::method_not_allowed)
+                .fallback(routes::method_not_allowed),
+        )
+        .route("/health", get(routes::health))
+        .route("/ready", get(routes::ready))
+        .fallback(routes::not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// The Redis client could not be set up (for example a TLS setting).
+    #[error("cannot set up the Redis client")]
+    Store(#[source] redis::RedisError),
+}
+
+/// A bound server, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Builds the production service from its configuration: a Redis store and a listener.
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let store = RedisStore::new(
+            config.redis.connection_info().clone(),
+            config.redis_timeouts,
+        )
+        .map_err(StartError::Store)?;
+        let state = AppState {
+            store: Arc::new(store),
+            // Redis' own timeouts fire first; this bound only guards against the unforeseen.
+            store_deadline: config.redis_timeouts.connect + config.redis_timeouts.response,
+        };
+        Self::bind(config.bind, state).await
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves `state` there.
+    pub async fn bind(addr: SocketAddr, state: AppState) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and finishes the
+    /// requests already in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM, the signals orchestrators send to stop a service.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,304 @@
+//! Configuration: read once from the command line and the environment, then validated.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+
+use crate::store::RedisTimeouts;
+
+/// The longest timeout accepted: beyond it a visitor would rather have an answer.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Counts page views in Redis and serves the count over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "page-tracker", version, about)]
+pub struct Args {
+    /// Address to listen on, as IP:PORT (use 0.0.0.0:8000 in a container).
+    #[arg(
+        long,
+        env = "PAGE_TRACKER_BIND",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:8000"
+    )]
+    bind: String,
+
+    /// Redis server, as redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or rediss:// for TLS.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        value_name = "URL",
+        default_value = "redis://localhost:6379",
+        hide_env_values = true
+    )]
+    redis_url: String,
+
+    /// Longest wait for a connection to Redis, handshake included (e.g. 500ms, 1s).
+    #[arg(
+        long,
+        env = "REDIS_CONNECT_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "500ms"
+    )]
+    redis_connect_timeout: String,
+
+    /// Longest wait for Redis to answer one command (e.g. 500ms, 1s).
+    #[arg(
+        long,
+        env = "REDIS_RESPONSE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "500ms"
+    )]
+    redis_response_timeout: String,
+
+    /// Log line format; the level is set with RUST_LOG (default: info).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated settings of the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP server listens.
+    pub bind: SocketAddr,
+    /// The Redis server; printing it never shows the password.
+    pub redis: RedisTarget,
+    /// Bounds on every wait for Redis.
+    pub redis_timeouts: RedisTimeouts,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+/// Connection details of the Redis server. `Display` names the server without credentials.
+#[derive(Clone)]
+pub struct RedisTarget(ConnectionInfo);
+
+/// A setting that cannot be used, named as the operator wrote it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The bind address is not IP:PORT.
+    #[error(
+        "invalid --bind / PAGE_TRACKER_BIND {value:?}: expected IP:PORT such as 127.0.0.1:8000"
+    )]
+    Bind { value: String },
+    /// The Redis URL cannot be used; the value is not echoed as it may hold a password.
+    #[error("invalid --redis-url / REDIS_URL: {reason}")]
+    RedisUrl { reason: String },
+    /// A timeout is not a positive duration within bounds.
+    #[error("invalid {setting} {value:?}: {reason}")]
+    Timeout {
+        setting: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the command line and the environment; prints help, version or a
+    /// usage error and exits when clap says so.
+    pub fn from_env_and_args() -> Result<Self, ConfigError> {
+        Self::try_from(Args::parse())
+    }
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Self, ConfigError> {
+        Ok(Self {
+            bind: parse_bind(&args.bind)?,
+            redis: RedisTarget::parse(&args.redis_url)?,
+            redis_timeouts: RedisTimeouts {
+                connect: parse_timeout(
+                    "--redis-connect-timeout / REDIS_CONNECT_TIMEOUT",
+                    &args.redis_connect_timeout,
+                )?,
+                response: parse_timeout(
+                    "--redis-response-timeout / REDIS_RESPONSE_TIMEOUT",
+                    &args.redis_response_timeout,
+                )?,
+            },
+            log_format: args.log_format,
+        })
+    }
+}
+
+fn parse_bind(value: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::Bind {
+        value: value.to_owned(),
+    })
+}
+
+fn parse_timeout(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let invalid = |reason: String| ConfigError::Timeout {
+        setting,
+        value: value.to_owned(),
+        reason,
+    };
+    let timeout = humantime::parse_duration(value.trim())
+        .map_err(|err| invalid(format!("{err} (write e.g. 500ms or 2s)")))?;
+    if timeout.is_zero() {
+        return Err(invalid("must be greater than zero".to_owned()));
+    }
+    if timeout > MAX_TIMEOUT {
+        return Err(invalid(format!(
+            "must be at most {}",
+            humantime::format_duration(MAX_TIMEOUT)
+        )));
+    }
+    Ok(timeout)
+}
+
+impl RedisTarget {
+    /// Parses a Redis URL as redis-rs accepts it.
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(ConfigError::RedisUrl {
+                reason: "it is empty".to_owned(),
+            });
+        }
+        url.into_connection_info()
+            .map(Self)
+            .map_err(|err| ConfigError::RedisUrl {
+                // redis-rs' parse errors describe the problem without quoting the URL.
+                reason: err.to_string(),
+            })
+    }
+
+    /// The connection details, credentials included.
+    pub fn connection_info(&self) -> &ConnectionInfo {
+        &self.0
+    }
+}
+
+impl fmt::Display for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let db = self.0.redis_settings().db();
+        match self.0.addr() {
+            ConnectionAddr::Tcp(host, port) => write!(f, "redis://{host}:{port}/{db}"),
+            ConnectionAddr::TcpTls { host, port, .. } => write!(f, "rediss://{host}:{port}/{db}"),
+            ConnectionAddr::Unix(path) => write!(f, "unix://{}?db={db}", path.display()),
+            other => write!(f, "{other}/{db}"),
+        }
+    }
+}
+
+impl fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["page-tracker"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).expect("arguments parse")
+    }
+
+    fn config(extra: &[&str]) -> Result<Config, ConfigError> {
+        Config::try_from(args(extra))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        // The environment may carry settings of its own; name every default explicitly.
+        let config = config(&[
+            "--bind=127.0.0.1:8000",
+            "--redis-url=redis://localhost:6379",
+            "--redis-connect-timeout=500ms",
+            "--redis-response-timeout=500ms",
+        ])
+        .unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8000".parse().unwrap());
+        assert_eq!(config.redis.to_string(), "redis://localhost:6379/0");
+        assert_eq!(config.redis_timeouts.connect, Duration::from_millis(500));
+        assert_eq!(config.redis_timeouts.response, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_bind_address_without_a_port_is_rejected_by_name() {
+        let err = config(&["--bind=0.0.0.0"]).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Bind {
+                value: "0.0.0.0".to_owned()
+            }
+        );
+        assert!(err.to_string().contains("PAGE_TRACKER_BIND"));
+    }
+
+    #[test]
+    fn ipv6_bind_addresses_are_accepted() {
+        assert_eq!(config(&["--bind=[::]:8000"]).unwrap().bind.port(), 8000);
+    }
+
+    #[test]
+    fn a_redis_url_with_an_unknown_scheme_is_rejected_without_echoing_it() {
+        let err = config(&["--redis-url=http://user:s3cret@example:6379"]).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("invalid --redis-url / REDIS_URL"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[test]
+    fn an_empty_redis_url_is_rejected() {
+        assert!(matches!(
+            config(&["--redis-url="]),
+            Err(ConfigError::RedisUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn passwords_and_database_indexes_are_understood_and_never_displayed() {
+        let config = config(&["--redis-url=redis://:s3cret@cache.internal:6380/2"]).unwrap();
+        let info = config.redis.connection_info();
+        assert_eq!(info.redis_settings().password(), Some("s3cret"));
+        assert_eq!(config.redis.to_string(), "redis://cache.internal:6380/2");
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn tls_urls_are_accepted() {
+        let config = config(&["--redis-url=rediss://cache.internal:6380"]).unwrap();
+        assert_eq!(config.redis.to_string(), "rediss://cache.internal:6380/0");
+    }
+
+    #[test]
+    fn timeouts_take_units() {
+        let config = config(&[
+            "--redis-connect-timeout=2s",
+            "--redis-response-timeout=250ms",
+        ])
+        .unwrap();
+        assert_eq!(config.redis_timeouts.connect, Duration::from_secs(2));
+        assert_eq!(config.redis_timeouts.response, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn zero_unitless_and_huge_timeouts_are_rejected() {
+        for bad in ["0s", "500", "2h", "soon"] {
+            let err = config(&[&format!("--redis-response-timeout={bad}")]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Timeout { setting, .. } if setting.contains("REDIS_RESPONSE_TIMEOUT")),
+                "{bad}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! page-tracker: counts page views in Redis and serves the count over HTTP.
+//!
+//! `main` reads the [`config`], builds the [`app`] and runs it; every level of
+//! testing builds the same router with [`app::router`].
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod store;
+pub mod telemetry;

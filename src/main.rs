@@ -1,0 +1,43 @@
+use std::process::ExitCode;
+
+use page_tracker::{
+    app::{Application, shutdown_signal},
+    config::Config,
+    error::error_chain,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env_and_args() {
+        Ok(config) => config,
+        Err(err) => return fail(&err, USAGE),
+    };
+    if let Err(err) = telemetry::init(config.log_format) {
+        return fail(&err, USAGE);
+    }
+    let app = match Application::build(&config).await {
+        Ok(app) => app,
+        Err(err) => return fail(&err, FAILURE),
+    };
+    let addr = app.local_addr().unwrap_or(config.bind);
+    tracing::info!(%addr, redis = %config.redis, "page-tracker listening");
+    match app.run_until(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => fail(&err, FAILURE),
+    }
+}
+
+/// Exit status for unusable configuration, as clap uses for usage errors.
+const USAGE: u8 = 2;
+/// Exit status for a failure while starting or serving.
+const FAILURE: u8 = 1;
+
+/// One line on stderr naming what is wrong.
+fn fail(err: &dyn std::error::Error, status: u8) -> ExitCode {
+    eprintln!("page-tracker: error: {}", error_chain(err));
+    ExitCode::from(status)
+}

@@ -1,0 +1,67 @@
+//! HTTP handlers: the page itself and the probes orchestrators call.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+
+use crate::{
+    error::{AppError, error_chain},
+    store::{Store, StoreError},
+};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where views are counted.
+    pub store: Arc<dyn Store>,
+    /// The longest a request waits for the store, whatever the store does.
+    pub store_deadline: Duration,
+}
+
+impl AppState {
+    /// Runs one store call, bounded by the deadline so that no store can stall a visitor.
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.store_deadline, call)
+            .await
+            .unwrap_or(Err(StoreError::TimedOut(self.store_deadline)))
+    }
+}
+
+/// `GET /`: counts this view and tells the visitor the total.
+pub async fn page(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+    let views = state.call(state.store.record_view()).await?;
+    Ok(Html(format!("This page has been seen {views} times.")))
+}
+
+/// `GET /health`: the process is up and serving; never touches the store.
+pub async fn health() -> &'static str {
+    "ok"
+}
+
+/// `GET /ready`: the store answers, so visitors can be served.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match state.call(state.store.ping()).await {
+        Ok(()) => "ready".into_response(),
+        Err(err) => {
+            tracing::warn!(error = %error_chain(&err), "not ready: the store does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+        }
+    }
+}
+
+/// Any method but GET on `/`, including HEAD: checking the page must not count a view.
+pub async fn method_not_allowed() -> impl IntoResponse {
+    (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET")])
+}
+
+/// Any path the service does not serve.
+pub async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, "Not Found")
+}

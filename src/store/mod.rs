@@ -1,0 +1,44 @@
+//! Where page views are kept: the [`Store`] trait and its Redis implementation.
+
+mod redis_store;
+
+use std::{error::Error as StdError, time::Duration};
+
+use futures::future::BoxFuture;
+
+pub use redis_store::{RedisStore, RedisTimeouts};
+
+/// The Redis key holding the number of page views.
+pub const PAGE_VIEWS_KEY: &str = "page_views";
+
+/// A boxed error from whatever backs a store.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A place that counts page views.
+///
+/// Methods return boxed futures so that the application can hold any store as
+/// `Arc<dyn Store>`: Redis in production, a double in unit tests.
+pub trait Store: Send + Sync + 'static {
+    /// Adds one view and returns the new total.
+    ///
+    /// Implementations must never retry an increment whose outcome is unknown:
+    /// a retried increment may count the same visit twice.
+    fn record_view(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
+
+    /// Checks that the store answers, without changing anything.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// Why the store could not serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No connection to the store could be made or kept.
+    #[error("the store is unreachable")]
+    Unreachable(#[source] BoxError),
+    /// The store did not answer in time; the command may or may not have run.
+    #[error("the store did not answer within {}", humantime::format_duration(*.0))]
+    TimedOut(Duration),
+    /// The store answered with an error.
+    #[error("the store rejected the command")]
+    Rejected(#[source] BoxError),
+}

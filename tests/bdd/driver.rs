@@ -1,0 +1,131 @@
+//! What the step definitions drive: the application, the counter behind it and,
+//! where a level can, the store's availability. Each level builds one per scenario.
+
+use std::{
+    any::Any,
+    fmt,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use axum::{Router, body::Body, http::Request};
+use futures::future::BoxFuture;
+use tower::ServiceExt;
+
+/// One HTTP answer as a visitor's browser sees it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: String,
+    /// From sending the request to having the whole body.
+    pub elapsed: Duration,
+}
+
+/// How requests reach the application.
+pub enum App {
+    /// The router called in process: no socket, no network.
+    InProcess(Router),
+    /// A server reached over HTTP at a base URL such as `http://127.0.0.1:8000`.
+    Http {
+        client: reqwest::Client,
+        base_url: String,
+    },
+}
+
+/// Direct access to the page-view counter, bypassing the application.
+pub trait Counter: Send + Sync {
+    /// Sets the number of views the page has had so far.
+    fn set(&self, views: i64) -> BoxFuture<'_, Result<()>>;
+    /// The number of views recorded so far (0 when none).
+    fn get(&self) -> BoxFuture<'_, Result<i64>>;
+}
+
+/// Ways a level can take the store away and bring it back.
+pub trait Outages: Send + Sync {
+    /// The store refuses connections, as when its process is down.
+    fn take_down(&self) -> BoxFuture<'_, Result<()>>;
+    /// The store accepts connections but never answers, as when its process is frozen.
+    fn freeze(&self) -> BoxFuture<'_, Result<()>>;
+    /// The store is back, with the data it had.
+    fn restore(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// Everything a scenario needs, built by one level.
+pub struct Driver {
+    pub app: App,
+    pub counter: Box<dyn Counter>,
+    /// `None` where the level cannot change the store's availability.
+    pub outages: Option<Box<dyn Outages>>,
+    /// The longest the application should make a visitor wait for the store.
+    pub store_wait: Duration,
+    /// Dropped with the scenario: stops whatever the level started for it.
+    pub _guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let app = match &self.app {
+            App::InProcess(_) => "in process".to_owned(),
+            App::Http { base_url, .. } => base_url.clone(),
+        };
+        f.debug_struct("Driver")
+            .field("app", &app)
+            .field("outages", &self.outages.is_some())
+            .field("store_wait", &self.store_wait)
+            .finish()
+    }
+}
+
+impl Driver {
+    /// Sends `method path` with an empty body and reads the whole answer.
+    pub async fn request(&self, method: &str, path: &str) -> Result<Reply> {
+        let started = Instant::now();
+        let (status, content_type, body) = match &self.app {
+            App::InProcess(router) => {
+                let request = Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .body(Body::empty())
+                    .context("building the request")?;
+                let response = router.clone().oneshot(request).await?;
+                let status = response.status().as_u16();
+                let content_type = header_text(response.headers());
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+                (status, content_type, String::from_utf8(bytes.to_vec())?)
+            }
+            App::Http { client, base_url } => {
+                let method = reqwest::Method::from_bytes(method.as_bytes())?;
+                let response = client
+                    .request(method, format!("{base_url}{path}"))
+                    .send()
+                    .await
+                    .with_context(|| format!("sending a request to {base_url}{path}"))?;
+                let status = response.status().as_u16();
+                let content_type = header_text(response.headers());
+                (status, content_type, response.text().await?)
+            }
+        };
+        Ok(Reply {
+            status,
+            content_type,
+            body,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// The level's outage controls, or a clear failure where it has none.
+    pub fn outages(&self) -> Result<&dyn Outages> {
+        match &self.outages {
+            Some(outages) => Ok(outages.as_ref()),
+            None => bail!("this level cannot change the store's availability"),
+        }
+    }
+}
+
+fn header_text(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}

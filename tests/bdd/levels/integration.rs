@@ -1,0 +1,313 @@
+//! Integration level: the real application on a loopback port, talking to a real
+//! Redis started with testcontainers.
+//!
+//! Ordinary scenarios share one Redis, each with a database of its own, so they
+//! run side by side. Outage scenarios stop, kill or pause Redis, so each gets a
+//! Redis of its own, on a fixed host port that survives a restart.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr, TcpListener},
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use futures::future::{BoxFuture, FutureExt};
+use page_tracker::{
+    app::Application,
+    config::{Config, LogFormat, RedisTarget},
+    store::{PAGE_VIEWS_KEY, RedisTimeouts},
+};
+use redis::{AsyncTypedCommands, aio::MultiplexedConnection};
+use testcontainers_modules::{
+    redis::{REDIS_PORT, Redis},
+    testcontainers::{
+        ContainerAsync, ContainerRequest, ImageExt, core::IntoContainerPort, runners::AsyncRunner,
+    },
+};
+use tokio::sync::oneshot;
+
+use crate::driver::{App, Counter, Driver, Outages};
+
+/// The Redis image every level and the compose stack use (see scripts/build-base-images.sh).
+pub const REDIS_TAG: &str = "7.0.15-bookworm";
+/// Redis' default number of databases: one per concurrent ordinary scenario.
+const DATABASES: i64 = 16;
+/// The service's own defaults, so the level exercises what production runs.
+const TIMEOUTS: RedisTimeouts = RedisTimeouts {
+    connect: Duration::from_millis(500),
+    response: Duration::from_millis(500),
+};
+/// How long a restarted Redis may take to answer again.
+const RESTART_WAIT: Duration = Duration::from_secs(30);
+/// Marks our containers, so that leftovers of a crashed run can be found.
+pub const CONTAINER_LABEL: &str = "page-tracker.bdd";
+
+/// The Redis shared by ordinary scenarios, and which of its databases are free.
+pub struct SharedRedis {
+    container: Mutex<Option<ContainerAsync<Redis>>>,
+    url: String,
+    free_databases: Arc<Mutex<Vec<i64>>>,
+}
+
+impl SharedRedis {
+    pub async fn start() -> Result<Self> {
+        let container = redis_image().start().await.context(START_HINT)?;
+        let port = container.get_host_port_ipv4(REDIS_PORT).await?;
+        Ok(Self {
+            container: Mutex::new(Some(container)),
+            url: format!("redis://127.0.0.1:{port}"),
+            free_databases: Arc::new(Mutex::new((0..DATABASES).rev().collect())),
+        })
+    }
+
+    /// A driver on a database of its own, emptied first.
+    pub async fn driver(&self) -> Result<Driver> {
+        let database = self
+            .free_databases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .context("every Redis database is in use; run fewer scenarios at once")?;
+        let lease = DatabaseLease {
+            database,
+            free: Arc::clone(&self.free_databases),
+        };
+        let url = format!("{}/{database}", self.url);
+        let counter = RedisCounter::connect(&url, Some(lease)).await?;
+        redis::cmd("FLUSHDB")
+            .exec_async(&mut counter.connection.clone())
+            .await
+            .context("emptying the scenario's database")?;
+        driver(&url, Box::new(counter), None).await
+    }
+
+    /// Removes the container; later calls do nothing.
+    pub async fn stop(&self) {
+        let container = self
+            .container
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(container) = container
+            && let Err(err) = container.rm().await
+        {
+            eprintln!("bdd: could not remove the shared Redis container: {err}");
+        }
+    }
+}
+
+/// A driver with a Redis of its own that the scenario may stop, kill or pause.
+pub async fn driver_with_own_redis() -> Result<Driver> {
+    let port = free_port()?;
+    let container = redis_image()
+        .with_mapped_port(port, REDIS_PORT.tcp())
+        // Every write reaches the disk before it is acknowledged, so a killed
+        // Redis comes back with the count it had.
+        .with_cmd([
+            "redis-server",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ])
+        .start()
+        .await
+        .context(START_HINT)?;
+    let url = format!("redis://127.0.0.1:{port}");
+    let counter = RedisCounter::connect(&url, None).await?;
+    let outages = ContainerOutages {
+        container,
+        url: url.clone(),
+        state: Mutex::new(Availability::Up),
+    };
+    driver(&url, Box::new(counter), Some(Box::new(outages))).await
+}
+
+const START_HINT: &str = "starting a Redis container (without registry access, build the image first \
+     with scripts/build-base-images.sh)";
+
+fn redis_image() -> ContainerRequest<Redis> {
+    Redis::default()
+        .with_tag(REDIS_TAG)
+        .with_label(CONTAINER_LABEL, "integration")
+        .with_startup_timeout(Duration::from_secs(60))
+}
+
+/// The application as `main` builds it, served on a free loopback port until the driver is dropped.
+async fn driver(
+    redis_url: &str,
+    counter: Box<dyn Counter>,
+    outages: Option<Box<dyn Outages>>,
+) -> Result<Driver> {
+    let config = Config {
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        redis: RedisTarget::parse(redis_url)?,
+        redis_timeouts: TIMEOUTS,
+        log_format: LogFormat::Text,
+    };
+    let app = Application::build(&config).await?;
+    let base_url = format!("http://{}", app.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        // Also resolves when the sender is dropped with the driver.
+        let _ = stopped.await;
+    }));
+    Ok(Driver {
+        app: App::Http {
+            client: http_client()?,
+            base_url,
+        },
+        counter,
+        outages,
+        store_wait: TIMEOUTS.connect + TIMEOUTS.response,
+        _guard: Some(Box::new(stop)),
+    })
+}
+
+/// A client that talks straight to the address given, whatever proxy the environment names.
+pub fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")
+}
+
+/// A port nobody listens on right now, for a container that must keep its port across restarts.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Returns its database to the pool when the scenario ends.
+struct DatabaseLease {
+    database: i64,
+    free: Arc<Mutex<Vec<i64>>>,
+}
+
+impl Drop for DatabaseLease {
+    fn drop(&mut self) {
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.database);
+    }
+}
+
+/// Reads and writes the counter with a connection of its own.
+pub struct RedisCounter {
+    connection: MultiplexedConnection,
+    _lease: Option<DatabaseLease>,
+}
+
+impl RedisCounter {
+    async fn connect(url: &str, lease: Option<DatabaseLease>) -> Result<Self> {
+        let connection = redis::Client::open(url)?
+            .get_multiplexed_async_connection()
+            .await
+            .with_context(|| format!("connecting to Redis at {url}"))?;
+        Ok(Self {
+            connection,
+            _lease: lease,
+        })
+    }
+}
+
+impl Counter for RedisCounter {
+    fn set(&self, views: i64) -> BoxFuture<'_, Result<()>> {
+        let mut connection = self.connection.clone();
+        async move { Ok(connection.set(PAGE_VIEWS_KEY, views).await?) }.boxed()
+    }
+
+    fn get(&self) -> BoxFuture<'_, Result<i64>> {
+        let mut connection = self.connection.clone();
+        async move {
+            let views: Option<String> = connection.get(PAGE_VIEWS_KEY).await?;
+            match views {
+                None => Ok(0),
+                Some(views) => views
+                    .parse()
+                    .with_context(|| format!("{PAGE_VIEWS_KEY} holds {views:?}, not a number")),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Availability {
+    Up,
+    Killed,
+    Paused,
+}
+
+/// Outages made for real: the container is killed or paused.
+struct ContainerOutages {
+    container: ContainerAsync<Redis>,
+    url: String,
+    state: Mutex<Availability>,
+}
+
+impl ContainerOutages {
+    fn set_state(&self, state: Availability) -> Availability {
+        std::mem::replace(
+            &mut self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            state,
+        )
+    }
+
+    /// Waits until Redis answers PING again.
+    async fn wait_until_answering(&self) -> Result<()> {
+        let client = redis::Client::open(self.url.as_str())?;
+        let deadline = Instant::now() + RESTART_WAIT;
+        loop {
+            let answer = async {
+                let mut connection = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+            };
+            match tokio::time::timeout(Duration::from_secs(1), answer).await {
+                Ok(Ok(_)) => return Ok(()),
+                _ if Instant::now() > deadline => {
+                    bail!("Redis did not come back within {RESTART_WAIT:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+}
+
+impl Outages for ContainerOutages {
+    fn take_down(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            // No grace period: Redis is killed as a crash would.
+            self.container.stop_with_timeout(Some(0)).await?;
+            self.set_state(Availability::Killed);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn freeze(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            self.container.pause().await?;
+            self.set_state(Availability::Paused);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn restore(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            match self.set_state(Availability::Up) {
+                Availability::Up => {}
+                Availability::Killed => self.container.start().await?,
+                Availability::Paused => self.container.unpause().await?,
+            }
+            self.wait_until_answering().await
+        }
+        .boxed()
+    }
+}

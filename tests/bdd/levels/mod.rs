@@ -1,0 +1,113 @@
+//! The levels the specification runs at, and what each can do.
+
+pub mod integration;
+pub mod unit;
+
+use std::{fmt, path::Path, sync::Arc};
+
+use anyhow::{Result, bail};
+use clap::ValueEnum;
+use cucumber::gherkin;
+
+use crate::driver::Driver;
+
+/// Scenarios with this tag take the store away; a level without outage controls skips them.
+const OUTAGE_TAG: &str = "outage";
+
+/// How far from the code the scenarios run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Level {
+    /// In process, store replaced by a double: no network, no Docker.
+    Unit,
+    /// The application on a loopback port against a real Redis in Docker.
+    Integration,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::Unit => "unit",
+            Self::Integration => "integration",
+        };
+        f.write_str(name)
+    }
+}
+
+/// What a level has set up for the whole run, shared by its scenarios.
+pub enum Environment {
+    Unit,
+    Integration(Box<integration::SharedRedis>),
+}
+
+impl Environment {
+    /// Sets up what `level` needs for a run (for example a Redis container).
+    pub async fn start(level: Level) -> Result<Arc<Self>> {
+        let environment = match level {
+            Level::Unit => Self::Unit,
+            Level::Integration => {
+                if let Some(why) = docker_unreachable().await {
+                    bail!(
+                        "Docker is not reachable ({why}); the integration level needs a Docker engine"
+                    );
+                }
+                Self::Integration(Box::new(integration::SharedRedis::start().await?))
+            }
+        };
+        Ok(Arc::new(environment))
+    }
+
+    /// A fresh driver for one scenario.
+    pub async fn driver(&self, scenario: &gherkin::Scenario) -> Result<Driver> {
+        match self {
+            Self::Unit => Ok(unit::driver()),
+            Self::Integration(_) if takes_the_store_away(scenario) => {
+                integration::driver_with_own_redis().await
+            }
+            Self::Integration(shared) => shared.driver().await,
+        }
+    }
+
+    /// Why this level cannot run `scenario`, if it cannot.
+    pub fn cannot_run(&self, _scenario: &gherkin::Scenario) -> Option<&'static str> {
+        match self {
+            Self::Unit | Self::Integration(_) => None,
+        }
+    }
+
+    /// How many scenarios may run at once.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            Self::Unit => 64,
+            // Below the number of Redis databases, and kind to a small machine.
+            Self::Integration(_) => 8,
+        }
+    }
+
+    /// Removes whatever the level started; safe to call more than once.
+    pub async fn stop(&self) {
+        match self {
+            Self::Unit => {}
+            Self::Integration(shared) => shared.stop().await,
+        }
+    }
+}
+
+fn takes_the_store_away(scenario: &gherkin::Scenario) -> bool {
+    scenario.tags.iter().any(|tag| tag == OUTAGE_TAG)
+}
+
+/// Why Docker cannot be used, or `None` when its socket answers.
+pub async fn docker_unreachable() -> Option<String> {
+    let socket = match std::env::var("DOCKER_HOST") {
+        Ok(host) => match host.strip_prefix("unix://") {
+            Some(path) => path.to_owned(),
+            // A TCP or SSH engine: let the first container start tell.
+            None => return None,
+        },
+        Err(_) => "/var/run/docker.sock".to_owned(),
+    };
+    match tokio::net::UnixStream::connect(Path::new(&socket)).await {
+        Ok(_) => None,
+        Err(err) => Some(format!("{socket}: {err}")),
+    }
+}

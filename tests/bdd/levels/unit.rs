@@ -1,0 +1,117 @@
+//! Unit level: the real router in process, the store replaced by a double.
+
+use std::{
+    io,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Result;
+use futures::future::{BoxFuture, FutureExt};
+use page_tracker::{
+    app::router,
+    routes::AppState,
+    store::{Store, StoreError},
+};
+
+use crate::driver::{App, Counter, Driver, Outages};
+
+/// Short, so that a frozen store costs a scenario little time.
+const STORE_WAIT: Duration = Duration::from_millis(200);
+
+/// A fresh application and store double for one scenario.
+pub fn driver() -> Driver {
+    let store = Arc::new(StoreDouble::default());
+    let state = AppState {
+        store: store.clone(),
+        store_deadline: STORE_WAIT,
+    };
+    Driver {
+        app: App::InProcess(router(state)),
+        counter: Box::new(store.clone()),
+        outages: Some(Box::new(store)),
+        store_wait: STORE_WAIT,
+        _guard: None,
+    }
+}
+
+/// What the double does when asked to count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Health {
+    #[default]
+    Up,
+    /// Fails at once, as a refused connection does.
+    Down,
+    /// Never answers.
+    Frozen,
+}
+
+/// An in-memory store that counts like `INCR` and fails on demand.
+#[derive(Debug, Default)]
+pub struct StoreDouble {
+    views: AtomicI64,
+    health: Mutex<Health>,
+}
+
+impl StoreDouble {
+    fn health(&self) -> Health {
+        *self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_health(&self, health: Health) {
+        *self.health.lock().unwrap_or_else(PoisonError::into_inner) = health;
+    }
+
+    async fn answer<T>(&self, value: impl FnOnce() -> T) -> Result<T, StoreError> {
+        match self.health() {
+            Health::Up => Ok(value()),
+            Health::Down => Err(StoreError::Unreachable(Box::new(io::Error::from(
+                io::ErrorKind::ConnectionRefused,
+            )))),
+            Health::Frozen => std::future::pending().await,
+        }
+    }
+}
+
+impl Store for StoreDouble {
+    fn record_view(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.answer(|| self.views.fetch_add(1, Ordering::SeqCst) + 1)
+            .boxed()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.answer(|| ()).boxed()
+    }
+}
+
+impl Counter for Arc<StoreDouble> {
+    fn set(&self, views: i64) -> BoxFuture<'_, Result<()>> {
+        self.views.store(views, Ordering::SeqCst);
+        async { Ok(()) }.boxed()
+    }
+
+    fn get(&self) -> BoxFuture<'_, Result<i64>> {
+        let views = self.views.load(Ordering::SeqCst);
+        async move { Ok(views) }.boxed()
+    }
+}
+
+impl Outages for Arc<StoreDouble> {
+    fn take_down(&self) -> BoxFuture<'_, Result<()>> {
+        self.set_health(Health::Down);
+        async { Ok(()) }.boxed()
+    }
+
+    fn freeze(&self) -> BoxFuture<'_, Result<()>> {
+        self.set_health(Health::Frozen);
+        async { Ok(()) }.boxed()
+    }
+
+    fn restore(&self) -> BoxFuture<'_, Result<()>> {
+        self.set_health(Health::Up);
+        async { Ok(()) }.boxed()
+    }
+}
