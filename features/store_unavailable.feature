@@ -10,7 +10,7 @@ Feature: When the page-view store is unavailable
     When a visitor opens the page
     Then the visitor is given the apology "Sorry, something went wrong 😔"
 
-  @outage
+  @outage @recovery
   Scenario: The service recovers by itself when the store comes back
     Given the page has been seen 3 times
     And a visitor has opened the page
@@ -37,7 +37,7 @@ Feature: When the page-view store is unavailable
     Then the visitor is given the apology "Sorry, something went wrong 😔"
     And the visitor got the answer within the configured wait for the store
 
-  @outage @hang
+  @outage @hang @recovery
   Scenario: The service recovers by itself when a stalled store answers again
     Given a visitor has opened the page
     And the page-view store stops answering

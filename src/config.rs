@@ -54,6 +54,10 @@ pub struct Args {
     /// Log line format; the level is set with RUST_LOG (default: info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Instead of serving, ask the server on --bind for /health and exit 0 if it is healthy.
+    #[arg(long)]
+    healthcheck: bool,
 }
 
 /// How log lines are written.
@@ -76,6 +80,8 @@ pub struct Config {
     pub redis_timeouts: RedisTimeouts,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Check a running server instead of serving.
+    pub healthcheck: bool,
 }
 
 /// Connection details of the Redis server. `Display` names the server without credentials.
@@ -128,6 +134,7 @@ impl TryFrom<Args> for Config {
                 )?,
             },
             log_format: args.log_format,
+            healthcheck: args.healthcheck,
         })
     }
 }

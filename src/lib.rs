@@ -6,6 +6,7 @@
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod healthcheck;
 pub mod routes;
 pub mod store;
 pub mod telemetry;

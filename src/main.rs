@@ -4,7 +4,7 @@ use page_tracker::{
     app::{Application, shutdown_signal},
     config::Config,
     error::error_chain,
-    telemetry,
+    healthcheck, telemetry,
 };
 
 #[tokio::main]
@@ -13,6 +13,12 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(err) => return fail(&err, USAGE),
     };
+    if config.healthcheck {
+        return match healthcheck::check(config.bind).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err, FAILURE),
+        };
+    }
     if let Err(err) = telemetry::init(config.log_format) {
         return fail(&err, USAGE);
     }

@@ -4,6 +4,7 @@
 use std::{
     any::Any,
     fmt,
+    sync::{Arc, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
@@ -26,11 +27,32 @@ pub struct Reply {
 pub enum App {
     /// The router called in process: no socket, no network.
     InProcess(Router),
-    /// A server reached over HTTP at a base URL such as `http://127.0.0.1:8000`.
+    /// A server reached over HTTP.
     Http {
         client: reqwest::Client,
-        base_url: String,
+        base_url: BaseUrl,
     },
+}
+
+/// Where a server is, such as `http://127.0.0.1:8000`; a level may point it elsewhere mid-scenario.
+#[derive(Debug, Clone)]
+pub struct BaseUrl(Arc<RwLock<String>>);
+
+impl BaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(Arc::new(RwLock::new(url.into())))
+    }
+
+    pub fn get(&self) -> String {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set(&self, url: impl Into<String>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = url.into();
+    }
 }
 
 /// Direct access to the page-view counter, bypassing the application.
@@ -67,7 +89,7 @@ impl fmt::Debug for Driver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let app = match &self.app {
             App::InProcess(_) => "in process".to_owned(),
-            App::Http { base_url, .. } => base_url.clone(),
+            App::Http { base_url, .. } => base_url.get(),
         };
         f.debug_struct("Driver")
             .field("app", &app)
@@ -95,6 +117,7 @@ impl Driver {
                 (status, content_type, String::from_utf8(bytes.to_vec())?)
             }
             App::Http { client, base_url } => {
+                let base_url = base_url.get();
                 let method = reqwest::Method::from_bytes(method.as_bytes())?;
                 let response = client
                     .request(method, format!("{base_url}{path}"))

@@ -27,7 +27,7 @@ use testcontainers_modules::{
 };
 use tokio::sync::oneshot;
 
-use crate::driver::{App, Counter, Driver, Outages};
+use crate::driver::{App, BaseUrl, Counter, Driver, Outages};
 
 /// The Redis image every level and the compose stack use (see scripts/build-base-images.sh).
 pub const REDIS_TAG: &str = "7.0.15-bookworm";
@@ -145,6 +145,7 @@ async fn driver(
         redis: RedisTarget::parse(redis_url)?,
         redis_timeouts: TIMEOUTS,
         log_format: LogFormat::Text,
+        healthcheck: false,
     };
     let app = Application::build(&config).await?;
     let base_url = format!("http://{}", app.local_addr()?);
@@ -156,7 +157,7 @@ async fn driver(
     Ok(Driver {
         app: App::Http {
             client: http_client()?,
-            base_url,
+            base_url: BaseUrl::new(base_url),
         },
         counter,
         outages,
@@ -181,7 +182,7 @@ fn free_port() -> Result<u16> {
 }
 
 /// Returns its database to the pool when the scenario ends.
-struct DatabaseLease {
+pub struct DatabaseLease {
     database: i64,
     free: Arc<Mutex<Vec<i64>>>,
 }
@@ -202,7 +203,7 @@ pub struct RedisCounter {
 }
 
 impl RedisCounter {
-    async fn connect(url: &str, lease: Option<DatabaseLease>) -> Result<Self> {
+    pub async fn connect(url: &str, lease: Option<DatabaseLease>) -> Result<Self> {
         let connection = redis::Client::open(url)?
             .get_multiplexed_async_connection()
             .await
@@ -214,6 +215,25 @@ impl RedisCounter {
     }
 }
 
+impl RedisCounter {
+    /// The stored value as it is, `None` when the key does not exist.
+    pub async fn get_raw(&self) -> Result<Option<i64>> {
+        let views: Option<String> = self.connection.clone().get(PAGE_VIEWS_KEY).await?;
+        views
+            .map(|views| {
+                views
+                    .parse()
+                    .with_context(|| format!("{PAGE_VIEWS_KEY} holds {views:?}, not a number"))
+            })
+            .transpose()
+    }
+
+    pub async fn delete(&self) -> Result<()> {
+        self.connection.clone().del(PAGE_VIEWS_KEY).await?;
+        Ok(())
+    }
+}
+
 impl Counter for RedisCounter {
     fn set(&self, views: i64) -> BoxFuture<'_, Result<()>> {
         let mut connection = self.connection.clone();
@@ -221,17 +241,7 @@ impl Counter for RedisCounter {
     }
 
     fn get(&self) -> BoxFuture<'_, Result<i64>> {
-        let mut connection = self.connection.clone();
-        async move {
-            let views: Option<String> = connection.get(PAGE_VIEWS_KEY).await?;
-            match views {
-                None => Ok(0),
-                Some(views) => views
-                    .parse()
-                    .with_context(|| format!("{PAGE_VIEWS_KEY} holds {views:?}, not a number")),
-            }
-        }
-        .boxed()
+        async move { Ok(self.get_raw().await?.unwrap_or(0)) }.boxed()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The levels the specification runs at, and what each can do.
 
+pub mod e2e;
 pub mod integration;
 pub mod unit;
 
@@ -21,6 +22,8 @@ pub enum Level {
     Unit,
     /// The application on a loopback port against a real Redis in Docker.
     Integration,
+    /// The deployed service over HTTP, at APP_URL with its Redis at REDIS_URL.
+    E2e,
 }
 
 impl fmt::Display for Level {
@@ -28,6 +31,7 @@ impl fmt::Display for Level {
         let name = match self {
             Self::Unit => "unit",
             Self::Integration => "integration",
+            Self::E2e => "e2e",
         };
         f.write_str(name)
     }
@@ -37,6 +41,7 @@ impl fmt::Display for Level {
 pub enum Environment {
     Unit,
     Integration(Box<integration::SharedRedis>),
+    E2e(Box<e2e::Stack>),
 }
 
 impl Environment {
@@ -52,6 +57,7 @@ impl Environment {
                 }
                 Self::Integration(Box::new(integration::SharedRedis::start().await?))
             }
+            Level::E2e => Self::E2e(Box::new(e2e::Stack::from_env().await?)),
         };
         Ok(Arc::new(environment))
     }
@@ -64,13 +70,15 @@ impl Environment {
                 integration::driver_with_own_redis().await
             }
             Self::Integration(shared) => shared.driver().await,
+            Self::E2e(stack) => stack.driver().await,
         }
     }
 
     /// Why this level cannot run `scenario`, if it cannot.
-    pub fn cannot_run(&self, _scenario: &gherkin::Scenario) -> Option<&'static str> {
+    pub fn cannot_run(&self, scenario: &gherkin::Scenario) -> Option<&'static str> {
         match self {
             Self::Unit | Self::Integration(_) => None,
+            Self::E2e(stack) => stack.cannot_run(&scenario.tags),
         }
     }
 
@@ -80,6 +88,8 @@ impl Environment {
             Self::Unit => 64,
             // Below the number of Redis databases, and kind to a small machine.
             Self::Integration(_) => 8,
+            // One live counter: scenarios take turns.
+            Self::E2e(_) => 1,
         }
     }
 
@@ -88,6 +98,7 @@ impl Environment {
         match self {
             Self::Unit => {}
             Self::Integration(shared) => shared.stop().await,
+            Self::E2e(stack) => stack.restore_views().await,
         }
     }
 }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs the e2e level inside the compose stack, brings its JUnit XML and Cucumber
+# JSON back to target/bdd/e2e/, checks that the count survives a restart of the
+# stack, and removes every container, network and volume it made.
+#
+#   scripts/e2e.sh            (PAGE_TRACKER_PORT: host port for the restart check, default 18080)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+else
+    compose=(docker-compose)
+fi
+# A project name of its own keeps a developer's running stack out of the way.
+project=page-tracker-e2e
+export PAGE_TRACKER_PORT="${PAGE_TRACKER_PORT:-18080}"
+stack() { "${compose[@]}" --project-name "$project" --profile testing "$@"; }
+log() { printf 'e2e: %s\n' "$*"; }
+
+teardown() { stack down --volumes --remove-orphans >/dev/null 2>&1 || true; }
+trap teardown EXIT
+teardown
+
+log "building the images"
+stack build
+
+log "running the e2e level in the test-service"
+started=$SECONDS
+set +e
+stack up --exit-code-from test-service
+status=$?
+set -e
+log "the e2e run took $((SECONDS - started)) s"
+
+tester=$(stack ps -q test-service)
+rm -rf target/bdd/e2e
+mkdir -p target/bdd/e2e
+docker cp "$tester:/reports/e2e/." target/bdd/e2e/
+log "reports copied to target/bdd/e2e/: $(ls target/bdd/e2e | tr '\n' ' ')"
+closing=$(docker logs "$tester" 2>&1 | tail -n 1)
+passed=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$closing")
+failed=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$closing")
+if [ -z "$passed" ]; then
+    log "the test-service ended without a closing line (last line: $closing)"
+    passed=0 failed=1
+fi
+
+# --- Counts survive a restart of the stack (down and up, keeping the volume).
+views() { curl -fsS --max-time 5 "http://127.0.0.1:$PAGE_TRACKER_PORT/" | sed -n 's/^This page has been seen \([0-9]*\) times\.$/\1/p'; }
+wait_healthy() {
+    for _ in $(seq 1 120); do
+        curl -fsS --max-time 2 "http://127.0.0.1:$PAGE_TRACKER_PORT/ready" >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    return 1
+}
+restart_check=failed
+stack up -d web-service
+if wait_healthy && before=$(views) && [ -n "$before" ]; then
+    stack down
+    stack up -d web-service
+    if wait_healthy && after=$(views) && [ "$after" = "$((before + 1))" ]; then
+        restart_check=passed
+    fi
+    log "count before the restart: $before, first visit after it: ${after:-none}"
+fi
+log "stack restart keeps the count: $restart_check"
+if [ "$restart_check" = passed ]; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+
+log "scenarios of the test-service plus the stack-restart check:"
+echo "$passed passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
