@@ -2,13 +2,14 @@
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
-use axum::{Router, routing::get};
+use axum::{Router, http::StatusCode, routing::get};
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::{
     config::Config,
     routes::{self, AppState},
+    server::{self, Limits},
     store::RedisStore,
 };
 
@@ -24,6 +25,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .fallback(routes::not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.request_timeout,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -47,6 +52,7 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: Limits,
 }
 
 impl Application {
@@ -61,18 +67,24 @@ impl Application {
             store: Arc::new(store),
             // Redis' own timeouts fire first; this bound only guards against the unforeseen.
             store_deadline: config.redis_timeouts.connect + config.redis_timeouts.response,
+            request_timeout: config.request_timeout,
         };
-        Self::bind(config.bind, state).await
+        Self::bind(config.bind, state, config.limits).await
     }
 
     /// Binds `addr` (port 0 picks a free port) and serves `state` there.
-    pub async fn bind(addr: SocketAddr, state: AppState) -> Result<Self, StartError> {
+    pub async fn bind(
+        addr: SocketAddr,
+        state: AppState,
+        limits: Limits,
+    ) -> Result<Self, StartError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             listener,
             router: router(state),
+            limits,
         })
     }
 
@@ -83,13 +95,8 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops accepting and finishes the
     /// requests already in flight.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        server::serve(self.listener, self.router, self.limits, shutdown).await
     }
 }
 

@@ -5,7 +5,7 @@ use std::{fmt, net::SocketAddr, time::Duration};
 use clap::{Parser, ValueEnum};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
-use crate::store::RedisTimeouts;
+use crate::{server::Limits, store::RedisTimeouts};
 
 /// The longest timeout accepted: beyond it a visitor would rather have an answer.
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,6 +51,43 @@ pub struct Args {
     )]
     redis_response_timeout: String,
 
+    /// Longest time one HTTP request may take before it is answered 503.
+    #[arg(
+        long,
+        env = "REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    request_timeout: String,
+
+    /// Longest time a client may take to send a request's headers.
+    #[arg(
+        long,
+        env = "HEADER_READ_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    header_read_timeout: String,
+
+    /// Open connections at most; further clients wait until one closes.
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 2048,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    max_connections: u32,
+
+    /// On SIGTERM or SIGINT, how long requests in flight may take to finish.
+    #[arg(
+        long,
+        env = "SHUTDOWN_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    shutdown_timeout: String,
+
     /// Log line format; the level is set with RUST_LOG (default: info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -78,6 +115,10 @@ pub struct Config {
     pub redis: RedisTarget,
     /// Bounds on every wait for Redis.
     pub redis_timeouts: RedisTimeouts,
+    /// Bound on one HTTP request, whatever it waits for.
+    pub request_timeout: Duration,
+    /// Limits on connections and slow clients.
+    pub limits: Limits,
     /// Log line format.
     pub log_format: LogFormat,
     /// Check a running server instead of serving.
@@ -131,6 +172,21 @@ impl TryFrom<Args> for Config {
                 response: parse_timeout(
                     "--redis-response-timeout / REDIS_RESPONSE_TIMEOUT",
                     &args.redis_response_timeout,
+                )?,
+            },
+            request_timeout: parse_timeout(
+                "--request-timeout / REQUEST_TIMEOUT",
+                &args.request_timeout,
+            )?,
+            limits: Limits {
+                max_connections: args.max_connections as usize,
+                header_read_timeout: parse_timeout(
+                    "--header-read-timeout / HEADER_READ_TIMEOUT",
+                    &args.header_read_timeout,
+                )?,
+                shutdown_grace: parse_timeout(
+                    "--shutdown-timeout / SHUTDOWN_TIMEOUT",
+                    &args.shutdown_timeout,
                 )?,
             },
             log_format: args.log_format,
@@ -222,18 +278,43 @@ mod tests {
 
     #[test]
     fn defaults_match_the_documented_values() {
-        // The environment may carry settings of its own; name every default explicitly.
-        let config = config(&[
-            "--bind=127.0.0.1:8000",
-            "--redis-url=redis://localhost:6379",
-            "--redis-connect-timeout=500ms",
-            "--redis-response-timeout=500ms",
-        ])
-        .unwrap();
-        assert_eq!(config.bind, "127.0.0.1:8000".parse().unwrap());
-        assert_eq!(config.redis.to_string(), "redis://localhost:6379/0");
-        assert_eq!(config.redis_timeouts.connect, Duration::from_millis(500));
-        assert_eq!(config.redis_timeouts.response, Duration::from_millis(500));
+        use clap::CommandFactory;
+        // Read from the definition, so settings in the test's environment do not interfere.
+        let command = Args::command();
+        let default = |id: &str| {
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_id() == id)
+                .unwrap();
+            arg.get_default_values()[0].to_str().unwrap().to_owned()
+        };
+        assert_eq!(default("bind"), "127.0.0.1:8000");
+        assert_eq!(default("redis_url"), "redis://localhost:6379");
+        assert_eq!(default("redis_connect_timeout"), "500ms");
+        assert_eq!(default("redis_response_timeout"), "500ms");
+        assert_eq!(default("request_timeout"), "10s");
+        assert_eq!(default("header_read_timeout"), "10s");
+        assert_eq!(default("max_connections"), "2048");
+        assert_eq!(default("shutdown_timeout"), "10s");
+        assert_eq!(default("log_format"), "text");
+    }
+
+    #[test]
+    fn every_setting_can_come_from_the_environment() {
+        use clap::CommandFactory;
+        let command = Args::command();
+        let without_env: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| arg.get_long().is_some_and(|long| long != "healthcheck"))
+            .filter(|arg| arg.get_env().is_none())
+            .map(|arg| arg.get_id().to_string())
+            .collect();
+        assert!(without_env.is_empty(), "{without_env:?}");
+    }
+
+    #[test]
+    fn a_connection_limit_of_zero_is_rejected() {
+        assert!(Args::try_parse_from(["page-tracker", "--max-connections=0"]).is_err());
     }
 
     #[test]

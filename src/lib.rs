@@ -8,5 +8,6 @@ pub mod config;
 pub mod error;
 pub mod healthcheck;
 pub mod routes;
+pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -20,6 +20,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The longest a request waits for the store, whatever the store does.
     pub store_deadline: Duration,
+    /// The longest any request may take before it is answered 503.
+    pub request_timeout: Duration,
 }
 
 impl AppState {

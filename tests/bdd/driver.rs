@@ -2,7 +2,6 @@
 //! where a level can, the store's availability. Each level builds one per scenario.
 
 use std::{
-    any::Any,
     fmt,
     sync::{Arc, PoisonError, RwLock},
     time::{Duration, Instant},
@@ -11,7 +10,14 @@ use std::{
 use anyhow::{Context, Result, bail};
 use axum::{Router, body::Body, http::Request};
 use futures::future::BoxFuture;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 use tower::ServiceExt;
+
+/// How long a raw request may wait for an answer or a closed connection.
+const RAW_ANSWER_WAIT: Duration = Duration::from_secs(15);
 
 /// One HTTP answer as a visitor's browser sees it.
 #[derive(Debug, Clone)]
@@ -71,6 +77,25 @@ pub trait Outages: Send + Sync {
     fn freeze(&self) -> BoxFuture<'_, Result<()>>;
     /// The store is back, with the data it had.
     fn restore(&self) -> BoxFuture<'_, Result<()>>;
+    /// The store stops answering for `pause`, then carries on by itself; returns at once.
+    fn stall(&self, pause: Duration) -> BoxFuture<'_, Result<()>>;
+}
+
+/// A server the scenario may stop, as an orchestrator would.
+pub struct Stoppable {
+    /// Dropping or sending stops the server gracefully.
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    /// Completes when the server has stopped.
+    pub stopped: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// What came back for bytes sent straight down a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawOutcome {
+    /// An HTTP answer with this status.
+    Status(u16),
+    /// The server closed the connection without answering.
+    Closed,
 }
 
 /// Everything a scenario needs, built by one level.
@@ -79,10 +104,10 @@ pub struct Driver {
     pub counter: Box<dyn Counter>,
     /// `None` where the level cannot change the store's availability.
     pub outages: Option<Box<dyn Outages>>,
+    /// `Some` where the scenario runs a server of its own that it may stop.
+    pub server: Option<Stoppable>,
     /// The longest the application should make a visitor wait for the store.
     pub store_wait: Duration,
-    /// Dropped with the scenario: stops whatever the level started for it.
-    pub _guard: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl fmt::Debug for Driver {
@@ -94,6 +119,7 @@ impl fmt::Debug for Driver {
         f.debug_struct("Driver")
             .field("app", &app)
             .field("outages", &self.outages.is_some())
+            .field("server", &self.server.is_some())
             .field("store_wait", &self.store_wait)
             .finish()
     }
@@ -135,6 +161,36 @@ impl Driver {
             body,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// Sends `bytes` as they are on a new connection and reads the first line of the answer.
+    pub async fn send_raw(&self, bytes: &[u8]) -> Result<RawOutcome> {
+        let App::Http { base_url, .. } = &self.app else {
+            bail!("this level has no socket to send raw bytes to");
+        };
+        let base_url = base_url.get();
+        let authority = base_url
+            .strip_prefix("http://")
+            .context("raw requests need an http:// address")?;
+        let mut stream = TcpStream::connect(authority)
+            .await
+            .with_context(|| format!("connecting to {authority}"))?;
+        // The server may refuse before reading everything: a reset while writing is an answer too.
+        let _ = stream.write_all(bytes).await;
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(RAW_ANSWER_WAIT, stream.read_to_end(&mut answer)).await;
+        if read.is_err() {
+            bail!(
+                "the server neither answered nor closed the connection within {RAW_ANSWER_WAIT:?}"
+            );
+        }
+        let text = String::from_utf8_lossy(&answer);
+        match text.lines().next().and_then(|line| line.split(' ').nth(1)) {
+            Some(status) => Ok(RawOutcome::Status(
+                status.parse().context("reading the status")?,
+            )),
+            None => Ok(RawOutcome::Closed),
+        }
     }
 
     /// The level's outage controls, or a clear failure where it has none.

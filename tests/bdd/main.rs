@@ -153,7 +153,10 @@ async fn run_level(level: Level, mut opts: Opts) -> Result<Totals> {
                 not_run
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .push(format!("{}: {} ({reason})", feature.name, scenario.name));
+                    .push(format!(
+                        "{}: {} (line {}): {reason}",
+                        feature.name, scenario.name, scenario.position.line
+                    ));
                 return false;
             }
             true
@@ -171,7 +174,7 @@ async fn run_level(level: Level, mut opts: Opts) -> Result<Totals> {
                     .driver(&scenario)
                     .await
                     .unwrap_or_else(|err| panic!("setting up the scenario: {err:#}"));
-                world.driver = Some(driver);
+                world.set_driver(driver);
             }
             .boxed_local()
         })

@@ -4,14 +4,16 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use cucumber::{given, then, when};
 use futures::future::try_join_all;
 
-use crate::world::PageTrackerWorld;
+use crate::{driver::RawOutcome, world::PageTrackerWorld};
 
 /// Allowance for scheduling on a busy machine on top of the store wait.
 const SLACK: Duration = Duration::from_millis(500);
+/// How long after the visits start the stop signal is sent.
+const IN_FLIGHT_DELAY: Duration = Duration::from_millis(100);
 
 // --- Given -----------------------------------------------------------------
 
@@ -38,6 +40,15 @@ async fn store_stops_answering(world: &mut PageTrackerWorld) -> Result<()> {
 #[given("a visitor has opened the page")]
 async fn a_visitor_has_opened_the_page(world: &mut PageTrackerWorld) -> Result<()> {
     send(world, "GET", "/").await
+}
+
+#[given(expr = "the page-view store is slow to answer for {int} milliseconds")]
+async fn store_is_slow(world: &mut PageTrackerWorld, millis: u64) -> Result<()> {
+    world
+        .driver()?
+        .outages()?
+        .stall(Duration::from_millis(millis))
+        .await
 }
 
 // --- When ------------------------------------------------------------------
@@ -78,6 +89,36 @@ async fn a_visitor_asks_for(world: &mut PageTrackerWorld, path: String) -> Resul
 #[when(expr = "someone sends a {word} request to the page")]
 async fn someone_sends(world: &mut PageTrackerWorld, method: String) -> Result<()> {
     send(world, &method, "/").await
+}
+
+#[when(expr = "someone sends {word} instead of a visit")]
+async fn someone_sends_malformed(world: &mut PageTrackerWorld, kind: String) -> Result<()> {
+    let bytes = malformed_request(&kind)?;
+    world.raw = Some(world.driver()?.send_raw(&bytes).await?);
+    Ok(())
+}
+
+#[when(expr = "{int} visitors open the page and the service is stopped meanwhile")]
+async fn visitors_during_shutdown(world: &mut PageTrackerWorld, visitors: usize) -> Result<()> {
+    let server = world
+        .server
+        .take()
+        .context("this level runs no server of its own to stop")?;
+    let driver = world.driver()?;
+    let visits = try_join_all((0..visitors).map(|_| driver.request("GET", "/")));
+    let stop = async {
+        // Long enough for every visit to reach the server, well inside the store's pause.
+        tokio::time::sleep(IN_FLIGHT_DELAY).await;
+        let _ = server.stop.send(());
+        server.stopped.await
+    };
+    let (replies, stopped) = tokio::join!(visits, stop);
+    world.replies = replies?;
+    stopped
+        .context("the server task failed")?
+        .context("the server stopped with an error")?;
+    world.stopped = true;
+    Ok(())
 }
 
 #[when("the operator checks whether the service is alive")]
@@ -201,6 +242,25 @@ async fn answered_within_the_wait(world: &mut PageTrackerWorld) -> Result<()> {
     Ok(())
 }
 
+#[then("they are turned away without a page")]
+async fn turned_away(world: &mut PageTrackerWorld) -> Result<()> {
+    match world.raw.as_ref().context("nothing was sent")? {
+        RawOutcome::Closed => Ok(()),
+        RawOutcome::Status(status) if (400..600).contains(status) => Ok(()),
+        RawOutcome::Status(status) => bail!("the server answered {status}"),
+    }
+}
+
+#[then("the service no longer accepts visitors")]
+async fn no_longer_accepts(world: &mut PageTrackerWorld) -> Result<()> {
+    ensure!(world.stopped, "the service was not stopped");
+    ensure!(
+        world.driver()?.request("GET", "/").await.is_err(),
+        "a visit after the stop was still answered"
+    );
+    Ok(())
+}
+
 #[then("the visitor is told the page was not found")]
 async fn not_found(world: &mut PageTrackerWorld) -> Result<()> {
     expect_status(world, 404)
@@ -224,6 +284,21 @@ async fn told_ready(world: &mut PageTrackerWorld) -> Result<()> {
 #[then("the operator is told the service is not ready")]
 async fn told_not_ready(world: &mut PageTrackerWorld) -> Result<()> {
     expect_reply(world, 503, "not ready")
+}
+
+/// The malformed requests the specification names, as bytes on the wire.
+fn malformed_request(kind: &str) -> Result<Vec<u8>> {
+    Ok(match kind {
+        "gibberish" => b"\x00\x01\x02 this is not HTTP \xff\r\n\r\n".to_vec(),
+        "oversized-headers" => {
+            let filler = "a".repeat(100 * 1024);
+            format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Filler: {filler}\r\n\r\n").into_bytes()
+        }
+        "an-unknown-protocol" => b"GET / HTTP/9.9\r\nHost: localhost\r\n\r\n".to_vec(),
+        "no-address" => b"GET HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+        "a-broken-header" => b"GET / HTTP/1.1\r\nHost localhost\r\n\r\n".to_vec(),
+        other => bail!("no malformed request is called {other:?}"),
+    })
 }
 
 fn count_message(views: i64) -> String {

@@ -3,17 +3,40 @@
 use anyhow::{Context, Result};
 use cucumber::World;
 
-use crate::driver::{Driver, Reply};
+use crate::driver::{Driver, RawOutcome, Reply, Stoppable};
 
 /// Built fresh for every scenario; the level's `before` hook installs the driver.
-#[derive(Debug, Default, World)]
+#[derive(Default, World)]
 pub struct PageTrackerWorld {
     pub driver: Option<Driver>,
     /// Answers to the latest action, in the order they were sent.
     pub replies: Vec<Reply>,
+    /// What came back for the latest raw bytes sent.
+    pub raw: Option<RawOutcome>,
+    /// The scenario's own server, until a step stops it.
+    pub server: Option<Stoppable>,
+    /// Whether a step has stopped the server.
+    pub stopped: bool,
+}
+
+impl std::fmt::Debug for PageTrackerWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageTrackerWorld")
+            .field("driver", &self.driver)
+            .field("replies", &self.replies)
+            .field("raw", &self.raw)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PageTrackerWorld {
+    /// Installs the level's driver, taking out the server for the steps that stop it.
+    pub fn set_driver(&mut self, mut driver: Driver) {
+        self.server = driver.server.take();
+        self.driver = Some(driver);
+    }
+
     pub fn driver(&self) -> Result<&Driver> {
         self.driver
             .as_ref()

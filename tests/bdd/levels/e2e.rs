@@ -58,9 +58,9 @@ impl Stack {
             },
             counter: Box::new(RedisCounter::connect(&self.redis_url, None).await?),
             outages,
+            server: None,
             // The compose file leaves the service's Redis timeouts at their defaults.
             store_wait: std::time::Duration::from_secs(1),
-            _guard: None,
         })
     }
 
@@ -73,6 +73,8 @@ impl Stack {
             Some("the test-service cannot freeze the deployed Redis")
         } else if has("recovery") {
             Some("the test-service cannot bring the deployed Redis back")
+        } else if has("shutdown") {
+            Some("the test-service cannot stop the deployed service")
         } else {
             None
         }
@@ -115,5 +117,9 @@ impl Outages for Redirect {
 
     fn restore(&self) -> BoxFuture<'_, Result<()>> {
         async { bail!("the e2e level cannot bring the store back") }.boxed()
+    }
+
+    fn stall(&self, _: std::time::Duration) -> BoxFuture<'_, Result<()>> {
+        async { bail!("the e2e level cannot stall the store") }.boxed()
     }
 }

@@ -16,6 +16,7 @@ use futures::future::{BoxFuture, FutureExt};
 use page_tracker::{
     app::Application,
     config::{Config, LogFormat, RedisTarget},
+    server::Limits,
     store::{PAGE_VIEWS_KEY, RedisTimeouts},
 };
 use redis::{AsyncTypedCommands, aio::MultiplexedConnection};
@@ -27,7 +28,7 @@ use testcontainers_modules::{
 };
 use tokio::sync::oneshot;
 
-use crate::driver::{App, BaseUrl, Counter, Driver, Outages};
+use crate::driver::{App, BaseUrl, Counter, Driver, Outages, Stoppable};
 
 /// The Redis image every level and the compose stack use (see scripts/build-base-images.sh).
 pub const REDIS_TAG: &str = "7.0.15-bookworm";
@@ -110,6 +111,9 @@ pub async fn driver_with_own_redis() -> Result<Driver> {
             "yes",
             "--appendfsync",
             "always",
+            // Lets a scenario stall the server with DEBUG SLEEP.
+            "--enable-debug-command",
+            "yes",
         ])
         .start()
         .await
@@ -144,15 +148,21 @@ async fn driver(
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         redis: RedisTarget::parse(redis_url)?,
         redis_timeouts: TIMEOUTS,
+        request_timeout: Duration::from_secs(10),
+        limits: Limits {
+            max_connections: 256,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        },
         log_format: LogFormat::Text,
         healthcheck: false,
     };
     let app = Application::build(&config).await?;
     let base_url = format!("http://{}", app.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
+    let (stop, stop_requested) = oneshot::channel::<()>();
+    let stopped = tokio::spawn(app.run_until(async move {
         // Also resolves when the sender is dropped with the driver.
-        let _ = stopped.await;
+        let _ = stop_requested.await;
     }));
     Ok(Driver {
         app: App::Http {
@@ -161,8 +171,8 @@ async fn driver(
         },
         counter,
         outages,
+        server: Some(Stoppable { stop, stopped }),
         store_wait: TIMEOUTS.connect + TIMEOUTS.response,
-        _guard: Some(Box::new(stop)),
     })
 }
 
@@ -304,6 +314,33 @@ impl Outages for ContainerOutages {
         async move {
             self.container.pause().await?;
             self.set_state(Availability::Paused);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn stall(&self, pause: Duration) -> BoxFuture<'_, Result<()>> {
+        async move {
+            // DEBUG SLEEP blocks the whole server, as a long-running command would.
+            let mut connection = redis::Client::open(self.url.as_str())?
+                .get_multiplexed_async_connection()
+                .await?;
+            let seconds = format!("{:.3}", pause.as_secs_f64());
+            let sleeping = tokio::spawn(async move {
+                redis::cmd("DEBUG")
+                    .arg("SLEEP")
+                    .arg(seconds)
+                    .exec_async(&mut connection)
+                    .await
+            });
+            // A refused DEBUG answers at once; one that is sleeping does not.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if sleeping.is_finished() {
+                if let Err(err) = sleeping.await? {
+                    bail!("Redis refused DEBUG SLEEP: {err}");
+                }
+                bail!("Redis did not stall");
+            }
             Ok(())
         }
         .boxed()

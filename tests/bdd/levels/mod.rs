@@ -12,8 +12,8 @@ use cucumber::gherkin;
 
 use crate::driver::Driver;
 
-/// Scenarios with this tag take the store away; a level without outage controls skips them.
-const OUTAGE_TAG: &str = "outage";
+/// Scenarios with these tags disturb the store or the server, so they get their own.
+const DISTURBING_TAGS: [&str; 2] = ["outage", "shutdown"];
 
 /// How far from the code the scenarios run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,7 +76,14 @@ impl Environment {
 
     /// Why this level cannot run `scenario`, if it cannot.
     pub fn cannot_run(&self, scenario: &gherkin::Scenario) -> Option<&'static str> {
+        let has = |tag: &str| scenario.tags.iter().any(|t| t == tag);
         match self {
+            Self::Unit if has("over-the-wire") => {
+                Some("no socket: the router is called in process")
+            }
+            Self::Unit if has("shutdown") => {
+                Some("no server to stop: the router is called in process")
+            }
             Self::Unit | Self::Integration(_) => None,
             Self::E2e(stack) => stack.cannot_run(&scenario.tags),
         }
@@ -104,7 +111,10 @@ impl Environment {
 }
 
 fn takes_the_store_away(scenario: &gherkin::Scenario) -> bool {
-    scenario.tags.iter().any(|tag| tag == OUTAGE_TAG)
+    scenario
+        .tags
+        .iter()
+        .any(|tag| DISTURBING_TAGS.contains(&tag.as_str()))
 }
 
 /// Why Docker cannot be used, or `None` when its socket answers.

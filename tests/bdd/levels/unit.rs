@@ -28,13 +28,14 @@ pub fn driver() -> Driver {
     let state = AppState {
         store: store.clone(),
         store_deadline: STORE_WAIT,
+        request_timeout: Duration::from_secs(10),
     };
     Driver {
         app: App::InProcess(router(state)),
         counter: Box::new(store.clone()),
         outages: Some(Box::new(store)),
+        server: None,
         store_wait: STORE_WAIT,
-        _guard: None,
     }
 }
 
@@ -47,6 +48,8 @@ enum Health {
     Down,
     /// Never answers.
     Frozen,
+    /// Answers once this moment has passed.
+    StalledUntil(tokio::time::Instant),
 }
 
 /// An in-memory store that counts like `INCR` and fails on demand.
@@ -72,6 +75,10 @@ impl StoreDouble {
                 io::ErrorKind::ConnectionRefused,
             )))),
             Health::Frozen => std::future::pending().await,
+            Health::StalledUntil(until) => {
+                tokio::time::sleep_until(until).await;
+                Ok(value())
+            }
         }
     }
 }
@@ -112,6 +119,11 @@ impl Outages for Arc<StoreDouble> {
 
     fn restore(&self) -> BoxFuture<'_, Result<()>> {
         self.set_health(Health::Up);
+        async { Ok(()) }.boxed()
+    }
+
+    fn stall(&self, pause: Duration) -> BoxFuture<'_, Result<()>> {
+        self.set_health(Health::StalledUntil(tokio::time::Instant::now() + pause));
         async { Ok(()) }.boxed()
     }
 }
