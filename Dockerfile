@@ -20,12 +20,13 @@ RUN cargo chef prepare --recipe-path recipe.json
 # --- Dependencies (cached layer), then checks and the release binary.
 FROM chef AS builder
 COPY --from=planner /build/recipe.json recipe.json
-RUN cargo chef cook --locked --release --recipe-path recipe.json \
-    && cargo chef cook --locked --all-targets --recipe-path recipe.json
+# Release artefacts serve the tests and the binary alike; check artefacts serve clippy.
+RUN cargo chef cook --locked --release --all-targets --recipe-path recipe.json \
+    && cargo chef cook --locked --check --all-targets --recipe-path recipe.json
 COPY . .
 RUN cargo fmt --check \
     && cargo clippy --locked --all-targets -- -D warnings \
-    && cargo test --locked --test bdd -- --level unit \
+    && cargo test --locked --release --test bdd -- --level unit \
     && cargo build --locked --release --bin page-tracker
 
 # --- Runtime: the binary alone, as an unprivileged user.

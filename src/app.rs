@@ -4,7 +4,11 @@ use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
 use axum::{Router, http::StatusCode, routing::get};
 use tokio::net::TcpListener;
-use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+use tower_http::{
+    timeout::TimeoutLayer,
+    trace::{DefaultOnFailure, TraceLayer},
+};
+use tracing::Level;
 
 use crate::{
     config::Config,
@@ -29,7 +33,8 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             state.request_timeout,
         ))
-        .layer(TraceLayer::new_for_http())
+        // Failures are logged once, with their cause, where they are mapped to a status.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .with_state(state)
 }
 
@@ -128,4 +133,15 @@ pub async fn shutdown_signal() {
         () = interrupt => tracing::info!("SIGINT received, shutting down"),
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
+}
+
+/// Completes on the first stop signal; a second one ends the process at once,
+/// for an operator who will not wait for the grace period.
+pub async fn shutdown_signal_with_escape() {
+    shutdown_signal().await;
+    tokio::spawn(async {
+        shutdown_signal().await;
+        tracing::warn!("second stop signal: exiting without waiting for requests in flight");
+        std::process::exit(1);
+    });
 }

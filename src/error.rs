@@ -27,14 +27,55 @@ impl IntoResponse for AppError {
     }
 }
 
-/// An error and its sources on one line, for logs.
+/// An error and its sources on one line, for logs. A source whose text its parent
+/// already quotes (as redis-rs errors do) is not repeated.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut line = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
         source = cause.source();
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let err = AppError::Store(StoreError::Unreachable(Box::new(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        ))));
+        assert_eq!(
+            error_chain(&err),
+            "could not record the page view: the store is unreachable: connection refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_answers_500_with_the_apology() {
+        let err = AppError::Store(StoreError::TimedOut(std::time::Duration::from_millis(500)));
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            &body[..],
+            "Sorry, something went wrong \u{1F614}".as_bytes()
+        );
+        assert_eq!(&body[body.len() - 4..], [0xf0, 0x9f, 0x98, 0x94]);
+    }
 }

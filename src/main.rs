@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use page_tracker::{
-    app::{Application, shutdown_signal},
+    app::{Application, shutdown_signal_with_escape},
     config::Config,
     error::error_chain,
     healthcheck, telemetry,
@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
     };
     let addr = app.local_addr().unwrap_or(config.bind);
     tracing::info!(%addr, redis = %config.redis, "page-tracker listening");
-    match app.run_until(shutdown_signal()).await {
+    match app.run_until(shutdown_signal_with_escape()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

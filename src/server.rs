@@ -43,7 +43,9 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(MAX_HEAD_BYTES);
+        .max_header_size(MAX_HEAD_BYTES)
+        // A client may close its sending side after the request and still read the answer.
+        .half_close(true);
     let mut shutdown = std::pin::pin!(shutdown);
 
     loop {

@@ -1,5 +1,7 @@
 //! Logging through `tracing`: level from RUST_LOG, text or JSON lines on stderr.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, filter::LevelFilter};
 
 use crate::config::LogFormat;
@@ -17,7 +19,9 @@ pub fn init(format: LogFormat) -> Result<(), InvalidLogFilter> {
         .map_err(InvalidLogFilter)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in files or log collectors.
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
