@@ -145,3 +145,81 @@ pub async fn shutdown_signal_with_escape() {
         std::process::exit(1);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::{AtomicI64, Ordering},
+        time::Duration,
+    };
+
+    use axum::{body::Body, http::Request};
+    use futures::future::{BoxFuture, FutureExt};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::store::{Store, StoreError};
+
+    /// Counts in memory; the properties below need nothing else.
+    #[derive(Default)]
+    struct Tally(AtomicI64);
+
+    impl Store for Tally {
+        fn record_view(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+            let views = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { Ok(views) }.boxed()
+        }
+
+        fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+            async { Ok(()) }.boxed()
+        }
+    }
+
+    const METHODS: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Only `GET /` counts, whatever else arrives, and the server answers everything.
+        #[test]
+        fn only_reading_the_page_counts(
+            requests in proptest::collection::vec(
+                (0..METHODS.len(), "/[ -~]{0,24}|/|/health|/ready|/\\?[a-z=&]{0,10}"),
+                1..20,
+            ),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let store = Arc::new(Tally::default());
+                let app = router(AppState {
+                    store: store.clone(),
+                    store_deadline: Duration::from_secs(1),
+                    request_timeout: Duration::from_secs(5),
+                });
+                let mut expected = 0;
+                for (method, path) in requests {
+                    let Ok(request) = Request::builder()
+                        .method(METHODS[method])
+                        .uri(path.as_str())
+                        .body(Body::empty())
+                    else {
+                        continue; // not a URI any client could send
+                    };
+                    let is_page = request.uri().path() == "/";
+                    let response = app.clone().oneshot(request).await.unwrap();
+                    let status = response.status();
+                    if is_page && METHODS[method] == "GET" {
+                        expected += 1;
+                        assert_eq!(status, StatusCode::OK);
+                    } else {
+                        assert!(status != StatusCode::OK || !is_page, "{} {path} answered 200", METHODS[method]);
+                        assert!(!status.is_server_error(), "{} {path} answered {status}", METHODS[method]);
+                    }
+                }
+                assert_eq!(store.0.load(Ordering::SeqCst), expected);
+            });
+        }
+    }
+}

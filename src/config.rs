@@ -312,6 +312,41 @@ mod tests {
         assert!(without_env.is_empty(), "{without_env:?}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever an operator writes, the answer is a configuration or an error
+        /// naming the setting, never a panic, and never the password.
+        #[test]
+        fn any_input_is_accepted_or_named_without_leaking_the_password(
+            bind in proptest::prop_oneof![proptest::strategy::Just("127.0.0.1:8000".to_owned()), ".{0,40}"],
+            host in "[a-z0-9.:@/%?=_-]{0,30}",
+            timeout in proptest::prop_oneof![proptest::strategy::Just("500ms".to_owned()), ".{0,12}"],
+        ) {
+            let url = format!("redis://:Pw-s3cret@{host}");
+            let argv = [
+                "page-tracker".to_owned(),
+                format!("--bind={bind}"),
+                format!("--redis-url={url}"),
+                format!("--redis-response-timeout={timeout}"),
+            ];
+            if let Ok(args) = Args::try_parse_from(argv) {
+                match Config::try_from(args) {
+                    Ok(config) => {
+                        let shown = format!("{config:?}");
+                        proptest::prop_assert!(!shown.contains("Pw-s3cret"));
+                        proptest::prop_assert!(!config.redis.to_string().contains("Pw-s3cret"));
+                    }
+                    Err(err) => {
+                        let message = err.to_string();
+                        proptest::prop_assert!(message.starts_with("invalid "), "{}", message);
+                        proptest::prop_assert!(!message.contains("Pw-s3cret"), "{}", message);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_connection_limit_of_zero_is_rejected() {
         assert!(Args::try_parse_from(["page-tracker", "--max-connections=0"]).is_err());
