@@ -23,7 +23,7 @@ trap teardown EXIT
 teardown
 
 log "building the images"
-stack build
+stack build --force-rm
 
 log "running the e2e level in the test-service"
 started=$SECONDS
