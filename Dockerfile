@@ -43,7 +43,7 @@ LABEL org.opencontainers.image.title="page-tracker" \
 RUN groupadd --system --gid 10001 page-tracker \
     && useradd --system --uid 10001 --gid page-tracker --no-create-home --shell /usr/sbin/nologin page-tracker
 COPY --from=builder /build/target/release/page-tracker /usr/local/bin/page-tracker
-USER page-tracker:page-tracker
+USER 10001:10001
 ENV PAGE_TRACKER_BIND=0.0.0.0:8000 \
     REDIS_URL=redis://localhost:6379
 EXPOSE 8000

@@ -6,6 +6,7 @@
 
 mod driver;
 mod levels;
+mod living_doc;
 mod steps;
 mod tally;
 mod world;
@@ -38,6 +39,10 @@ struct Selection {
     /// Level to run. Without it: unit, then integration where Docker is reachable.
     #[arg(long, env = "BDD_LEVEL", value_enum)]
     level: Option<Level>,
+
+    /// Run nothing; render target/bdd/report.html from the levels' latest reports.
+    #[arg(long)]
+    report_only: bool,
 }
 
 type Report = writer::Normalize<
@@ -65,6 +70,9 @@ type Opts = cli::Opts<
 
 fn main() -> ExitCode {
     let opts = Opts::parsed();
+    if opts.custom.report_only {
+        return render_living_doc();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -73,12 +81,27 @@ fn main() -> ExitCode {
         }
     };
     let totals = runtime.block_on(run(opts));
+    let rendered = render_living_doc();
     println!();
     println!("{} passed, {} failed", totals.passed, totals.failed);
-    if totals.failed == 0 && totals.passed > 0 {
+    if totals.failed == 0 && totals.passed > 0 && rendered == ExitCode::SUCCESS {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Writes the living documentation from whatever level reports exist.
+fn render_living_doc() -> ExitCode {
+    match living_doc::render(&report_dir()) {
+        Ok(page) => {
+            println!("living documentation: {}", page.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("bdd: cannot render the living documentation: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# The pull-request gate of .github/workflows/ci.yml, run locally in the same order:
+#
+#   base-images  fmt  clippy  deny  hadolint  yamllint  workflow-schema  compose-schema
+#   zizmor  gherkin  test (unit + integration)  e2e  living-doc
+#
+# A failed stage does not stop the run (unless --fail-fast): every stage reports,
+# the summary lists them all, and the exit status is non-zero if any failed. The
+# last lines give the scenario totals per level and, last of all, `N passed, M failed`
+# over every level that ran.
+#
+# Tools: the Python linters (.github/requirements-lint.txt) go into a virtualenv in
+# target/gate-venv; cargo-deny is installed with `cargo install --locked` at the
+# version CI uses when it is missing. cargo-deny reads the advisory database from
+# ../shared/advisory-db when that directory exists (offline), else fetches it.
+#
+#   scripts/gate.sh                    everything
+#   scripts/gate.sh --skip-e2e         all but the e2e stage (also GATE_SKIP_E2E=1)
+#   scripts/gate.sh --skip STAGE ...   leave out stages by name (also GATE_SKIP="e2e deny")
+#   scripts/gate.sh --fail-fast        stop at the first failed stage
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+
+usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
+
+STAGES=(base-images fmt clippy deny hadolint yamllint workflow-schema compose-schema
+        zizmor gherkin test e2e living-doc)
+skip=" ${GATE_SKIP:-} "
+[ -n "${GATE_SKIP_E2E:-}" ] && [ "${GATE_SKIP_E2E}" != 0 ] && skip+=" e2e "
+fail_fast=false
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --skip-e2e) skip+=" e2e " ;;
+        --skip)
+            [ $# -ge 2 ] || { echo "gate: --skip needs a stage name" >&2; exit 2; }
+            skip+=" $2 "
+            shift
+            ;;
+        --fail-fast) fail_fast=true ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "gate: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+for name in $skip; do
+    [[ " ${STAGES[*]} " == *" $name "* ]] || { echo "gate: no stage named $name" >&2; exit 2; }
+done
+
+LOGS=target/gate
+VENV=target/gate-venv
+SHARED_ADVISORY_DB=../shared/advisory-db
+mkdir -p "$LOGS"
+# The cargo-deny version CI installs: one place to change it.
+DENY_VERSION=$(sed -n 's/^  CARGO_DENY_VERSION: *//p' .github/workflows/ci.yml)
+DENY_VERSION=${DENY_VERSION:-0.20.2}
+
+declare -A result seconds note
+stopped=false
+
+# stage NAME COMMAND...: runs one stage, records its result and duration.
+stage() {
+    local name=$1
+    shift
+    if [[ "$skip" == *" $name "* ]]; then
+        result[$name]=skipped note[$name]="asked to skip"
+        return 0
+    fi
+    if $stopped; then
+        result[$name]=skipped note[$name]="--fail-fast after a failure"
+        return 0
+    fi
+    printf '\n\033[1m=== gate: %s ===\033[0m\n' "$name"
+    local started=$SECONDS
+    if "$@"; then
+        result[$name]=passed
+    else
+        result[$name]=failed
+        $fail_fast && stopped=true
+    fi
+    seconds[$name]=$((SECONDS - started))
+}
+
+# not_run NAME WHY: a stage that cannot run because something it needs failed.
+not_run() {
+    [[ "$skip" == *" $1 "* ]] && { result[$1]=skipped note[$1]="asked to skip"; return; }
+    result[$1]=skipped note[$1]=$2
+}
+
+# --- Tools -------------------------------------------------------------------
+
+# The Python linters, pinned in .github/requirements-lint.txt, in target/gate-venv.
+python_tools() {
+    local requirements=.github/requirements-lint.txt stamp="$VENV/.requirements"
+    if [ -x "$VENV/bin/python" ] && cmp -s "$requirements" "$stamp"; then
+        return 0
+    fi
+    echo "gate: installing the Python linters into $VENV"
+    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        # Debian's python3 ships venv without ensurepip; python3-venv adds it.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y -qq python3-venv >/dev/null || return 1
+        else
+            echo "gate: python3 cannot create a virtualenv: install python3-venv" >&2
+            return 1
+        fi
+    fi
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" &&
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$requirements" &&
+        cp "$requirements" "$stamp"
+}
+
+# cargo-deny at the version CI uses.
+cargo_deny_tool() {
+    if [ "$(cargo deny --version 2>/dev/null)" = "cargo-deny $DENY_VERSION" ]; then
+        return 0
+    fi
+    echo "gate: installing cargo-deny $DENY_VERSION"
+    cargo install --locked --quiet cargo-deny --version "$DENY_VERSION"
+}
+
+# --- Stages ------------------------------------------------------------------
+
+# As CI's `cargo deny --locked check`, without the inclusion graphs (`cargo deny check` shows them).
+deny() {
+    cargo deny --version
+    if [ -d "$SHARED_ADVISORY_DB" ] && [ -z "${GATE_DENY_FETCH:-}" ]; then
+        offline_advisory_db && cargo deny --offline --locked check --hide-inclusion-graph
+    else
+        cargo deny --locked check --hide-inclusion-graph
+    fi
+}
+
+# cargo-deny opens its database as a git checkout under deny.toml's db-path, in a
+# directory named after the database's URL; ../shared/advisory-db is a plain copy.
+# So: copy it there and commit it, dated as the snapshot is (from its README).
+offline_advisory_db() {
+    local dir
+    dir=$(cargo deny -L debug --offline check advisories 2>&1 |
+        sed -n "s/.*Opening advisory database at '\(.*\)'.*/\1/p" | head -n 1)
+    dir=${dir:-target/advisory-dbs/advisory-db-3157b0e258782691}
+    local readme=${SHARED_ADVISORY_DB}.README.md snapshot="" commit=""
+    if [ -f "$readme" ]; then
+        # "… commit <40 hex>, <YYYY-MM-DD> …"
+        local stamp
+        stamp=$(grep -oE '[0-9a-f]{40}, [0-9]{4}-[0-9]{2}-[0-9]{2}' "$readme" | head -n 1)
+        commit=${stamp%%,*} snapshot=${stamp##*, }
+    fi
+    rm -rf "$dir"
+    mkdir -p "$(dirname "$dir")"
+    cp -R "$SHARED_ADVISORY_DB" "$dir" && chmod -R u+w "$dir" || return 1
+    local date=${snapshot:+${snapshot}T00:00:00Z}
+    date=${date:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
+    (
+        cd "$dir" &&
+            git init --quiet --initial-branch=main &&
+            git add --all &&
+            GIT_AUTHOR_DATE=$date GIT_COMMITTER_DATE=$date \
+                git -c user.name=gate -c user.email=gate@localhost -c commit.gpgsign=false \
+                commit --quiet --message "copy of ../shared/advisory-db ${commit:-}"
+    ) || return 1
+    if [ -n "$snapshot" ]; then
+        local age=$(( ($(date -u +%s) - $(date -u -d "$snapshot" +%s)) / 86400 ))
+        echo "gate: advisory database: offline copy of ${commit:0:12} from $snapshot ($age days old)"
+        if [ "$age" -gt 90 ]; then
+            echo "gate: warning: that is older than cargo-deny's 90-day staleness limit; advisories" \
+                "published since are not checked (CI fetches the live database)"
+        fi
+    else
+        echo "gate: advisory database: offline copy of $SHARED_ADVISORY_DB (snapshot date unknown)"
+    fi
+}
+
+gherkin() {
+    "$VENV/bin/reformat-gherkin" --version
+    if "$VENV/bin/reformat-gherkin" --check features/; then
+        return 0
+    fi
+    # Show what the formatter would change, without touching features/.
+    local copy="$LOGS/features-formatted"
+    rm -rf "$copy" && cp -R features "$copy"
+    "$VENV/bin/reformat-gherkin" "$copy" >/dev/null 2>&1
+    diff -ru features "$copy"
+    echo "gate: features/ is not formatted: run $VENV/bin/reformat-gherkin features/" >&2
+    return 1
+}
+
+unit_and_integration() {
+    cargo test 2>&1 | tee "$LOGS/test.log"
+    local status=${PIPESTATUS[0]}
+    # As on CI: without Docker the runner skips the integration level and still passes.
+    if ! grep -Eq '^integration: [0-9]+ passed, [0-9]+ failed$' "$LOGS/test.log"; then
+        echo "gate: the integration level did not run" >&2
+        return 1
+    fi
+    return "$status"
+}
+
+e2e() {
+    scripts/e2e.sh 2>&1 | tee "$LOGS/e2e.log"
+    return "${PIPESTATUS[0]}"
+}
+
+living_doc() {
+    cargo test --locked --test bdd -- --report-only &&
+        test -s target/bdd/report.html &&
+        echo "gate: living documentation: target/bdd/report.html"
+}
+
+# --- The run -----------------------------------------------------------------
+
+rm -f "$LOGS/test.log" "$LOGS/e2e.log"
+
+stage base-images scripts/build-base-images.sh
+stage fmt cargo fmt --check
+stage clippy cargo clippy --all-targets --locked -- -D warnings
+
+if [[ "$skip" == *" deny "* ]] || cargo_deny_tool; then
+    stage deny deny
+else
+    result[deny]=failed note[deny]="cargo-deny $DENY_VERSION could not be installed"
+    $fail_fast && stopped=true
+fi
+
+python_stages=(hadolint yamllint workflow-schema compose-schema zizmor gherkin)
+wanted=false
+for name in "${python_stages[@]}"; do
+    [[ "$skip" == *" $name "* ]] || wanted=true
+done
+if $wanted && ! $stopped && ! python_tools; then
+    for name in "${python_stages[@]}"; do
+        [[ "$skip" == *" $name "* ]] && { result[$name]=skipped note[$name]="asked to skip"; continue; }
+        result[$name]=failed note[$name]="the Python linters could not be installed"
+    done
+    $fail_fast && stopped=true
+else
+    stage hadolint "$VENV/bin/hadolint" Dockerfile Dockerfile.test
+    stage yamllint "$VENV/bin/yamllint" --strict .github docker-compose.yml .yamllint.yml
+    stage workflow-schema "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows \
+        .github/workflows/ci.yml
+    stage compose-schema "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
+    # Offline here: CI runs the online audits too (with its token).
+    stage zizmor "$VENV/bin/zizmor" --offline .github/workflows/
+    stage gherkin gherkin
+fi
+
+stage test unit_and_integration
+
+if [ "${result[base-images]}" = failed ]; then
+    not_run e2e "the base images are missing"
+else
+    stage e2e e2e
+fi
+
+# Also after failures, as on CI: the page shows which scenarios failed where.
+stage living-doc living_doc
+
+# --- Summary -----------------------------------------------------------------
+
+# Scenario counts of one level: "P F" from the runner's `level: P passed, F failed`
+# line, or e2e.sh's closing line; empty when the level did not run.
+counts() {
+    local line
+    case "$1" in
+        unit | integration)
+            [ -f "$LOGS/test.log" ] || return 0
+            line=$(grep -E "^$1: [0-9]+ passed, [0-9]+ failed$" "$LOGS/test.log" | tail -n 1)
+            line=${line#"$1: "}
+            ;;
+        e2e)
+            [ -f "$LOGS/e2e.log" ] || return 0
+            line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOGS/e2e.log" | tail -n 1)
+            ;;
+    esac
+    [ -n "$line" ] && sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$line"
+}
+
+printf '\n\033[1m=== gate: summary ===\033[0m\n'
+printf '%-16s %-8s %8s\n' stage result seconds
+failed_stages=0
+for name in "${STAGES[@]}"; do
+    r=${result[$name]:-skipped}
+    [ "$r" = failed ] && failed_stages=$((failed_stages + 1))
+    printf '%-16s %-8s %8s' "$name" "$r" "${seconds[$name]:--}"
+    [ -n "${note[$name]:-}" ] && printf '  (%s)' "${note[$name]}"
+    printf '\n'
+done
+
+echo
+echo "scenarios:"
+total_passed=0 total_failed=0
+for level in unit integration e2e; do
+    stage_name="test"
+    [ "$level" = e2e ] && stage_name=e2e
+    read -r p f < <(counts "$level")
+    if [ -n "${p:-}" ]; then
+        printf '  %-12s %s passed, %s failed\n' "$level" "$p" "$f"
+    elif [ "${result[$stage_name]:-skipped}" = failed ]; then
+        # The stage failed before the level could count: that is one failure, not none.
+        p=0 f=1
+        printf '  %-12s no count (the %s stage failed): counted as 1 failed\n' "$level" "$stage_name"
+    else
+        p=0 f=0
+        printf '  %-12s not run\n' "$level"
+    fi
+    total_passed=$((total_passed + p)) total_failed=$((total_failed + f))
+    unset p f
+done
+[ "$failed_stages" -gt 0 ] && echo "gate: $failed_stages stage(s) failed"
+echo "$total_passed passed, $total_failed failed"
+[ "$failed_stages" -eq 0 ]
