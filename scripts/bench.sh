@@ -150,6 +150,11 @@ cleanup() {
     fi
     exit $status
 }
+forget_pid() { # a reaped process is no longer ours to stop: its id may be reused
+    local keep=() p
+    for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    pids=("${keep[@]}")
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -235,7 +240,30 @@ settled_counter() {
 
 results="$work/results.tsv"
 printf 'subject\tc\tround\trate\tp50_ms\tp99_ms\terrors\tgap\tcpu_svc\tcpu_redis\tcpu_load\tcpu_other\n' >"$results"
-TIMEFORMAT='%U %S'
+# Load generators run in the background and are waited for, so that an interrupt is
+# handled at once (bash runs traps only between foreground commands) and cleanup can stop
+# them. Their CPU time is the growth of the children times that `times` reports once
+# they are reaped; `times` writes to a file, so no subshell adds to that figure.
+children_cpu() { # file written by `times`: children user + system, in seconds
+    awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, "m"); sub("s", "", t[2]); c += t[1] * 60 + t[2] } }
+         END { printf "%.3f\n", c }' "$1"
+}
+run_bg() { # timeout-seconds output-file command...: runs it bounded in time, waits for it;
+    # stdout goes to output-file, stderr to output-file.err, CPU seconds to output-file.cpu
+    local limit=$1 out=$2 p
+    shift 2
+    times >"$work/times0"
+    timeout -k 5 "$limit" "$@" >"$out" 2>"$out.err" &
+    p=$!
+    pids+=("$p")
+    local status=0
+    wait "$p" || status=$?
+    times >"$work/times1"
+    forget_pid "$p"
+    [ $status = 0 ] || return $status
+    awk -v a="$(children_cpu "$work/times0")" -v b="$(children_cpu "$work/times1")" \
+        'BEGIN { printf "%.3f\n", b - a }' >"$out.cpu"
+}
 run=0
 
 run_http() { # subject concurrency round
@@ -252,15 +280,15 @@ run_http() { # subject concurrency round
         pids+=("$sampler")
     fi
     t0=$(now_ns)
-    { time timeout -k 5 $((duration + 30)) wrk -t "$(( wrk_threads < c ? wrk_threads : c ))" -c "$c" \
-        -d "${duration}s" --timeout 2s -s "$HERE/wrk-report.lua" \
-        "http://127.0.0.1:${port[$s]}/" >"$work/wrk.$run" 2>&1; } 2>"$work/time.$run" ||
-        { cat "$work/wrk.$run" >&2; die "wrk failed"; }
+    run_bg $((duration + 30)) "$work/wrk.$run" wrk -t "$(( wrk_threads < c ? wrk_threads : c ))" \
+        -c "$c" -d "${duration}s" --timeout 2s -s "$HERE/wrk-report.lua" \
+        "http://127.0.0.1:${port[$s]}/" || { cat "$work/wrk.$run"* >&2; die "wrk failed"; }
     t1=$(now_ns)
     s1=$(cpu_ticks "${pid[$s]}"); r1=$(cpu_ticks "$redis_pid"); m1=$(machine_ticks)
     if [ -n "$sampler" ]; then
         touch "$stop"
         wait "$sampler" || true
+        forget_pid "$sampler"
         local peak
         peak=$(cat "$work/rss.$run")
         [ "${peak:-0}" -gt "${rss_peak[$s]}" ] && rss_peak[$s]=$peak
@@ -269,17 +297,16 @@ run_http() { # subject concurrency round
     grep -q '^WRK_RESULT' "$work/wrk.$run" || { cat "$work/wrk.$run" >&2; die "no result from wrk"; }
     awk -v s="$s" -v c="$c" -v r="$r" -v counted=$((after - before)) \
         -v wall="$(( t1 - t0 ))" -v ds=$((s1 - s0)) -v dr=$((r1 - r0)) -v dm=$((m1 - m0)) \
-        -v tck="$clk_tck" -v load="$(cat "$work/time.$run")" '
+        -v tck="$clk_tck" -v load="$(cat "$work/wrk.$run.cpu")" '
         /^WRK_RESULT/ {
             for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             ok = v["requests"] - v["status"]
             errors = v["connect"] + v["read"] + v["write"] + v["status"] + v["timeout"]
             secs = wall / 1e9
-            split(load, lu, " ")
-            ours = ds / tck / secs + dr / tck / secs + (lu[1] + lu[2]) / secs
+            ours = ds / tck / secs + dr / tck / secs + load / secs
             printf "%s\t%d\t%d\t%.1f\t%.3f\t%.3f\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\n", s, c, r,
                 ok / (v["duration_us"] / 1e6), v["p50_us"] / 1000, v["p99_us"] / 1000, errors,
-                counted - ok, ds / tck / secs, dr / tck / secs, (lu[1] + lu[2]) / secs,
+                counted - ok, ds / tck / secs, dr / tck / secs, load / secs,
                 dm / tck / secs - ours
         }' "$work/wrk.$run" >>"$results"
     tail -1 "$results" | awk -F'\t' '{printf "bench:   service %s c=%-3d round %d: %8.0f req/s  p50 %.3f ms  p99 %.3f ms  errors %d  gap %d\n", $1, $2, $3, $4, $5, $6, $7, $8}' >&2
@@ -297,9 +324,8 @@ run_redis() { # concurrency round [calibrate]
     quiet_gate
     r0=$(cpu_ticks "$redis_pid"); m0=$(machine_ticks)
     t0=$(now_ns)
-    { time timeout -k 5 $((duration * 4 + 30)) redis-benchmark -h 127.0.0.1 -p "$redis_port" \
-        -t incr -P 1 -c "$c" -n "$n" --csv >"$work/rb.$run" 2>"$work/rb-err.$run"; } \
-        2>"$work/time.$run" || { cat "$work/rb-err.$run" >&2; die "redis-benchmark failed"; }
+    run_bg $((duration * 4 + 30)) "$work/rb.$run" redis-benchmark -h 127.0.0.1 -p "$redis_port" \
+        -t incr -P 1 -c "$c" -n "$n" --csv || { cat "$work/rb.$run.err" >&2; die "redis-benchmark failed"; }
     t1=$(now_ns)
     r1=$(cpu_ticks "$redis_pid"); m1=$(machine_ticks)
     line=$(grep '^"INCR"' "$work/rb.$run" | tr -d '"') || die "no result from redis-benchmark"
@@ -307,11 +333,11 @@ run_redis() { # concurrency round [calibrate]
     rate_est[$c]=$rps
     [ "${3:-}" = calibrate ] && return 0
     awk -v c="$c" -v r="$r" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v wall=$((t1 - t0)) \
-        -v dr=$((r1 - r0)) -v dm=$((m1 - m0)) -v tck="$clk_tck" -v load="$(cat "$work/time.$run")" 'BEGIN {
-        secs = wall / 1e9; split(load, lu, " ")
-        other = dm / tck / secs - dr / tck / secs - (lu[1] + lu[2]) / secs
+        -v dr=$((r1 - r0)) -v dm=$((m1 - m0)) -v tck="$clk_tck" -v load="$(cat "$work/rb.$run.cpu")" 'BEGIN {
+        secs = wall / 1e9
+        other = dm / tck / secs - dr / tck / secs - load / secs
         printf "redis\t%d\t%d\t%.1f\t%.3f\t%.3f\t-\t-\t-\t%.3f\t%.3f\t%.3f\n", c, r, rps, p50, p99,
-            dr / tck / secs, (lu[1] + lu[2]) / secs, other }' >>"$results"
+            dr / tck / secs, load / secs, other }' >>"$results"
     log "  redis-benchmark c=$(printf '%-3d' "$c") round $r: $(printf '%8.0f' "$rps") ops/s  p50 $p50 ms  p99 $p99 ms"
 }
 

@@ -213,7 +213,8 @@ def summarize(results, meta_file):
     print("cpu columns: cores busy during the run (utime+stime / wall); "
           "svc us/req = service CPU per request;")
     print("other: the most CPU (cores) that anything but these processes used in one of the rounds,")
-    print("       interrupt time included (loopback TCP work not charged to a process lands there)")
+    print("       interrupt time included; about 0 on a quiet machine (small negative values are")
+    print("       tick-accounting noise)")
     if disturbed:
         print("WARNING: other processes competed for the CPU during: " + ", ".join(disturbed)
               + "; those figures are low")
