@@ -19,7 +19,7 @@ use crate::{
 
 /// The one place the HTTP interface is assembled, whatever the store behind it.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(
             "/",
             get(routes::page)
@@ -32,10 +32,28 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             state.request_timeout,
-        ))
+        ));
+    // The request span and events are all at DEBUG: when nothing would record them the
+    // layer is left out, as it still costs every request a clock read and a wrapped body.
+    let router = if request_tracing_enabled() {
         // Failures are logged once, with their cause, where they are mapped to a status.
-        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
-        .with_state(state)
+        router.layer(
+            TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// Whether the installed subscriber records any of TraceLayer's output at DEBUG
+/// (as with `RUST_LOG=debug` or `RUST_LOG=tower_http=debug`). Decided when the router
+/// is built, after logging is set up; the filter does not change afterwards.
+fn request_tracing_enabled() -> bool {
+    tracing::enabled!(target: "tower_http::trace::make_span", Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace::on_request", Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace::on_response", Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace::on_failure", Level::DEBUG)
 }
 
 /// Why the service could not start.
