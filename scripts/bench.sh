@@ -27,10 +27,11 @@
 #   --keep              keep the work directory (logs, raw results) and print its path
 #   --quick             --rounds 2 --duration 2s --cold-starts 5
 #
-# What it does: builds the release binary (cargo build --release --locked), installs the
-# tools it lacks from Debian (redis-server, redis-tools, wrk pinned to WRK_DEB_VERSION,
-# python3), starts its own redis-server (no persistence, foreground) and the service(s) on
-# free loopback ports, and for each concurrency alternates, round after round:
+# What it does: installs the tools it lacks from Debian (redis-server, redis-tools, wrk
+# pinned to WRK_DEB_VERSION, python3; make and gcc, which jemalloc's build needs), builds
+# the shipped binary (cargo build --profile dist --locked), starts its own redis-server (no
+# persistence, foreground) and the service(s) on free loopback ports, and for each
+# concurrency alternates, round after round:
 #   A  wrk -c C -d D against GET /  (req/s of 2xx answers, p50, p99, errors),
 #      with GET page_views read before and after to check the counter;
 #   B  redis-benchmark -t incr -P 1 -c C (ops/s, p50, p99), sized to last about D.
@@ -99,7 +100,7 @@ top=$(tr ' ' '\n' <<<"$concurrency" | sort -n | tail -1)
 # --- tools -----------------------------------------------------------------------------
 need=()
 for tool in redis-server:redis-server redis-cli:redis-tools redis-benchmark:redis-tools \
-            wrk:wrk python3:python3 timeout:coreutils; do
+            wrk:wrk python3:python3 timeout:coreutils make:make cc:gcc; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -118,11 +119,11 @@ redis_version=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
 
 # --- build -----------------------------------------------------------------------------
 if [ -z "$bin_a" ]; then
-    log "cargo build --release --locked"
-    (cd "$ROOT" && cargo build --release --locked --quiet)
+    log "cargo build --profile dist --locked"
+    (cd "$ROOT" && cargo build --profile dist --locked --quiet --bin page-tracker)
     target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
     case $target_dir in /*) ;; *) target_dir="$ROOT/$target_dir" ;; esac
-    bin_a="$target_dir/release/page-tracker"
+    bin_a="$target_dir/dist/page-tracker"
 fi
 [ "$compare" = 1 ] && [ -z "$bin_b" ] && bin_b=$bin_a
 for b in "$bin_a" ${bin_b:+"$bin_b"}; do

@@ -110,6 +110,19 @@ python_tools() {
         cp "$requirements" "$stamp"
 }
 
+# make and a C compiler: jemalloc, the service's allocator, is built from its C sources.
+build_tools() {
+    command -v make >/dev/null && command -v cc >/dev/null && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "gate: installing make and gcc"
+        apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make gcc >/dev/null
+    else
+        echo "gate: building the service needs make and a C compiler: install them" >&2
+        return 1
+    fi
+}
+
 # cargo-deny at the version CI uses.
 cargo_deny_tool() {
     if [ "$(cargo deny --version 2>/dev/null)" = "cargo-deny $DENY_VERSION" ]; then
@@ -213,6 +226,7 @@ rm -f "$LOGS/test.log" "$LOGS/e2e.log"
 
 stage base-images scripts/build-base-images.sh
 stage fmt cargo fmt --check
+build_tools || true  # without them, clippy and the tests fail and say why
 stage clippy cargo clippy --all-targets --locked -- -D warnings
 
 if [[ "$skip" == *" deny "* ]] || cargo_deny_tool; then

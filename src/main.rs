@@ -7,6 +7,12 @@ use page_tracker::{
     healthcheck, telemetry,
 };
 
+// Each request allocates a few short-lived buffers and futures; jemalloc's thread
+// cache serves them in fewer instructions than glibc's malloc (scripts/bench.sh).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 // One thread runs everything. On the 2 cores the service shares with Redis (and, when
 // measured, the load generator) a second worker only added cross-thread wake-ups
 // (futex, context switches), and its LIFO-slot scheduling ran the Redis pipeline task
