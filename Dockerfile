@@ -5,12 +5,16 @@
 ARG RUST_IMAGE=rust:1.95.0-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-# --- Build tools: the toolchain's linters and cargo-chef for dependency caching.
+# --- Build tools: make (for jemalloc), the toolchain's linters and cargo-chef for
+#     dependency caching.
 FROM ${RUST_IMAGE} AS chef
-# make builds jemalloc, the service's allocator, from its C sources.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends make=4.3-4.1 \
-    && rm -rf /var/lib/apt/lists/* \
+# make builds jemalloc, the service's allocator, from its C sources. The official
+# image lacks it; the one scripts/build-base-images.sh builds has it (no apt-get needed).
+RUN if ! command -v make >/dev/null; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends make=4.3-4.1 \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi \
     && rustup component add clippy rustfmt \
     && cargo install cargo-chef --locked --version 0.1.78 \
     && rm -rf "${CARGO_HOME}/registry"
@@ -21,7 +25,7 @@ FROM chef AS planner
 COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
-# --- Dependencies (cached layer), then checks and the release binary.
+# --- Dependencies (cached layers), then checks and the shipped binary (profile dist).
 FROM chef AS builder
 COPY --from=planner /build/recipe.json recipe.json
 # Release artefacts serve the tests; check artefacts serve clippy.

@@ -100,9 +100,14 @@ top=$(tr ' ' '\n' <<<"$concurrency" | sort -n | tail -1)
 # --- tools -----------------------------------------------------------------------------
 need=()
 for tool in redis-server:redis-server redis-cli:redis-tools redis-benchmark:redis-tools \
-            wrk:wrk python3:python3 timeout:coreutils make:make cc:gcc; do
+            wrk:wrk python3:python3 timeout:coreutils; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
+# Building the service (not needed with --bin) compiles jemalloc from its C sources.
+if [ -z "$bin_a" ]; then
+    command -v make >/dev/null 2>&1 || need+=(make)
+    command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u | sed "s/^wrk\$/wrk=$WRK_DEB_VERSION/")
     log "installing ${need[*]}"

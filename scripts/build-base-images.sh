@@ -458,7 +458,7 @@ EOF
     chmod -R a+w "$rh" "$ch"             # as the official image does (works with --user)
     chmod 0755 "$ctx/usr-local"
 
-    log "$RUST_IMAGE: docker build FROM $DEBIAN_IMAGE (gcc, libc6-dev, ca-certificates + toolchain, $(du -sh "$rh" | cut -f1))"
+    log "$RUST_IMAGE: docker build FROM $DEBIAN_IMAGE (gcc, libc6-dev, make, ca-certificates + toolchain, $(du -sh "$rh" | cut -f1))"
     step rust-build docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
         --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" --build-arg "RUST_VERSION=$RUST_VERSION" \
         --label "$BUILT_BY_LABEL" --iidfile "$WORK/rust.iid" "$ctx"
@@ -466,9 +466,9 @@ EOF
     mark_pending "$id"
     rm -rf "$ctx"
 
-    # smoke test offline, including the line the project's Dockerfile runs
+    # smoke test offline: what the project's Dockerfile needs from the image
     step rust-smoke docker run --rm --label "$SMOKE_LABEL" --network none "$id" sh -ec \
-        "rustc --version | grep -q '^rustc ${RUST_VERSION} '; cargo --version; rustup component add ${RUST_EXTRA_COMPONENTS}; cargo clippy --version; cargo fmt --version"
+        "rustc --version | grep -q '^rustc ${RUST_VERSION} '; cargo --version; make --version >/dev/null; rustup component add ${RUST_EXTRA_COMPONENTS}; cargo clippy --version; cargo fmt --version"
     log "$RUST_IMAGE: smoke test ok (offline: rustc/cargo ${RUST_VERSION}, rustup component add ${RUST_EXTRA_COMPONENTS})"
     tag_image "$id" "$RUST_IMAGE"
 }

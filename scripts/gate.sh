@@ -12,7 +12,9 @@
 # Tools: the Python linters (.github/requirements-lint.txt) go into a virtualenv in
 # target/gate-venv; cargo-deny is installed with `cargo install --locked` at the
 # version CI uses when it is missing. cargo-deny reads the advisory database from
-# ../shared/advisory-db when that directory exists (offline), else fetches it.
+# ../shared/advisory-db when that directory exists (offline), else fetches it. make
+# and gcc (jemalloc's build needs them) are installed with apt-get when missing and
+# the gate runs as root.
 #
 #   scripts/gate.sh                    everything
 #   scripts/gate.sh --skip-e2e         all but the e2e stage (also GATE_SKIP_E2E=1)
@@ -226,7 +228,10 @@ rm -f "$LOGS/test.log" "$LOGS/e2e.log"
 
 stage base-images scripts/build-base-images.sh
 stage fmt cargo fmt --check
-build_tools || true  # without them, clippy and the tests fail and say why
+# Without them, clippy and the tests fail and say why.
+if ! $stopped && [[ "$skip" != *" clippy "* || "$skip" != *" test "* ]]; then
+    build_tools || true
+fi
 stage clippy cargo clippy --all-targets --locked -- -D warnings
 
 if [[ "$skip" == *" deny "* ]] || cargo_deny_tool; then

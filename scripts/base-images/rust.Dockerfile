@@ -11,10 +11,11 @@ ENV RUSTUP_HOME=/usr/local/rustup \
     PATH=/usr/local/cargo/bin:$PATH \
     RUST_VERSION=${RUST_VERSION}
 
-# Linker/C toolchain needed by rustc and by crates with build scripts / cc.
+# Linker/C toolchain needed by rustc and by crates with build scripts / cc, and
+# make (beyond the official image), so the project's builds need no apt-get.
 RUN set -eux; \
     apt-get update; \
-    apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev; \
+    apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev make; \
     rm -rf /var/lib/apt/lists/*
 
 # usr-local/ holds rustup/ (RUSTUP_HOME) and cargo/ (CARGO_HOME). Modes (a+w,
