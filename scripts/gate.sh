@@ -90,6 +90,21 @@ not_run() {
 
 # --- Tools -------------------------------------------------------------------
 
+# apt_install WHY PACKAGE...: installs Debian packages when the gate runs as root,
+# else says what is missing and fails.
+apt_install() {
+    local why=$1
+    shift
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "gate: installing $* with apt-get ($why)"
+        apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+        echo "gate: $why: install $*" >&2
+        return 1
+    fi
+}
+
 # The Python linters, pinned in .github/requirements-lint.txt, in target/gate-venv.
 python_tools() {
     local requirements=.github/requirements-lint.txt stamp="$VENV/.requirements"
@@ -99,12 +114,7 @@ python_tools() {
     echo "gate: installing the Python linters into $VENV"
     if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
         # Debian's python3 ships venv without ensurepip; python3-venv adds it.
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            apt-get install -y -qq python3-venv >/dev/null || return 1
-        else
-            echo "gate: python3 cannot create a virtualenv: install python3-venv" >&2
-            return 1
-        fi
+        apt_install "python3 cannot create a virtualenv" python3-venv || return 1
     fi
     rm -rf "$VENV"
     python3 -m venv "$VENV" &&
@@ -115,14 +125,7 @@ python_tools() {
 # make and a C compiler: jemalloc, the service's allocator, is built from its C sources.
 build_tools() {
     command -v make >/dev/null && command -v cc >/dev/null && return 0
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "gate: installing make and gcc"
-        apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make gcc >/dev/null
-    else
-        echo "gate: building the service needs make and a C compiler: install them" >&2
-        return 1
-    fi
+    apt_install "building the service needs make and a C compiler" make gcc
 }
 
 # cargo-deny at the version CI uses.
