@@ -3,7 +3,8 @@
 # JSON back to target/bdd/e2e/, checks that the count survives a restart of the
 # stack, and removes every container, network and volume it made.
 #
-#   scripts/e2e.sh            (PAGE_TRACKER_PORT: host port for the restart check, default 18080)
+#   scripts/e2e.sh            (PAGE_TRACKER_PORT: host port for the restart check, default 18080;
+#                              E2E_PROJECT: compose project name, default page-tracker-e2e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +13,9 @@ if docker compose version >/dev/null 2>&1; then
 else
     compose=(docker-compose)
 fi
-# A project name of its own keeps a developer's running stack out of the way.
-project=page-tracker-e2e
+# A project name of its own keeps a developer's running stack out of the way;
+# E2E_PROJECT, PAGE_TRACKER_IMAGE and PAGE_TRACKER_TEST_IMAGE keep two runs on one engine apart.
+project=${E2E_PROJECT:-page-tracker-e2e}
 export PAGE_TRACKER_PORT="${PAGE_TRACKER_PORT:-18080}"
 stack() { "${compose[@]}" --project-name "$project" --profile testing "$@"; }
 log() { printf 'e2e: %s\n' "$*"; }
