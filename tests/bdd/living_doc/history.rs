@@ -62,12 +62,16 @@ impl History {
     }
 
     /// Adds the levels of `run` not recorded yet (a page rendered twice from the
-    /// same reports records them once), then drops the oldest runs beyond `MAX_RUNS`.
+    /// same reports records them once; a report with no duration at all, nothing),
+    /// then drops the oldest runs beyond `MAX_RUNS`.
     pub fn append(&mut self, mut run: Run) {
+        // A report belongs to the run that wrote it, whatever the commit is now.
         let recorded = |level: &str, fingerprint: u64| {
-            self.runs
-                .iter()
-                .any(|old| old.commit == run.commit && old.levels.get(level) == Some(&fingerprint))
+            fingerprint == 0
+                || self
+                    .runs
+                    .iter()
+                    .any(|old| old.levels.get(level) == Some(&fingerprint))
         };
         let new: BTreeMap<String, u64> = run
             .levels

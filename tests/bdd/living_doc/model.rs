@@ -202,6 +202,24 @@ impl Scenario {
         failures
     }
 
+    /// An outline's levels that left rows out, each with why, once.
+    pub fn not_run_notes(&self) -> Vec<String> {
+        let cells = self
+            .examples
+            .iter()
+            .flat_map(|e| &e.rows)
+            .flat_map(|row| &row.cells);
+        let mut notes: Vec<String> = cells
+            .filter_map(|cell| match &cell.outcome {
+                Outcome::NotRun { reason } => Some(format!("{}: {reason}", cell.level)),
+                _ => None,
+            })
+            .collect();
+        notes.sort();
+        notes.dedup();
+        notes
+    }
+
     pub fn flaky_notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         for row in self.rows() {

@@ -408,8 +408,16 @@ fn the_history_records_each_report_once_and_keeps_the_last_runs() {
         }
     );
     history.append(record.clone());
-    history.append(record);
-    assert_eq!(history.runs.len(), 1, "the same report is recorded once");
+    history.append(record.clone());
+    history.append(Run {
+        commit: "def".to_owned(),
+        ..record
+    });
+    assert_eq!(
+        history.runs.len(),
+        1,
+        "the same report is recorded once, whatever the commit now"
+    );
 
     for index in 0..MAX_RUNS + 5 {
         history.append(history_run(
