@@ -11,7 +11,7 @@ use super::{
 };
 
 #[derive(Debug, Template)]
-#[template(path = "diff.md", config = "tests/bdd/living_doc/askama.toml")]
+#[template(path = "diff.md.txt", config = "tests/bdd/living_doc/askama.toml")]
 pub struct Diff {
     /// `commit` at `time` of the run compared against, when there is one.
     pub baseline: Option<String>,
@@ -201,9 +201,9 @@ fn md(text: &str) -> String {
     escaped
 }
 
-/// Text for an HTML `<pre>` block in Markdown.
+/// Text for an HTML `<pre>` block in Markdown, on one line so that it stays
+/// inside its list item.
 fn html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    escaped.replace('\n', "&#10;")
 }

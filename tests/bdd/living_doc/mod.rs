@@ -12,7 +12,8 @@
 //!
 //! `report` reads a level's run, `model` matches it to the feature files,
 //! `history` keeps earlier runs and finds flaky scenarios, `render` and `diff`
-//! fill the templates in `templates/`.
+//! fill the templates in `templates/` (the Markdown one is `diff.md.txt`:
+//! `.dockerignore` leaves `*.md` out of the image builds, which compile it).
 
 mod diff;
 mod history;
