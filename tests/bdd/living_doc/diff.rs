@@ -204,6 +204,9 @@ fn md(text: &str) -> String {
 /// Text for an HTML `<pre>` block in Markdown, on one line so that it stays
 /// inside its list item.
 fn html(text: &str) -> String {
-    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     escaped.replace('\n', "&#10;")
 }
