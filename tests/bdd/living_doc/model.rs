@@ -83,6 +83,8 @@ pub fn duration(nanos: u64) -> String {
 pub struct Row {
     /// Names the row in the history and the diff: `Feature: Scenario (name: value, …)`.
     pub key: String,
+    /// `name: value, …` of an example; empty for a plain scenario.
+    pub label: String,
     pub values: Vec<String>,
     pub cells: Vec<Cell>,
 }
@@ -192,7 +194,7 @@ impl Scenario {
                 if let Outcome::Failed { step, message, .. } = &cell.outcome {
                     failures.push(Failure {
                         level: cell.level,
-                        example: example_label(row),
+                        example: row.label.clone(),
                         step: step.clone(),
                         message: message.clone(),
                     });
@@ -225,7 +227,7 @@ impl Scenario {
         for row in self.rows() {
             for cell in &row.cells {
                 if let Some(why) = &cell.flaky {
-                    let example = example_label(row);
+                    let example = row.label.clone();
                     let example = if example.is_empty() {
                         example
                     } else {
@@ -237,10 +239,6 @@ impl Scenario {
         }
         notes
     }
-}
-
-fn example_label(row: &Row) -> String {
-    row.values.join(", ")
 }
 
 #[derive(Debug, Clone)]
@@ -541,6 +539,7 @@ fn build_feature(feature: &gherkin::Feature, runs: &[LevelRun]) -> Feature {
         if scenario.examples.is_empty() {
             built.plain = Some(Row {
                 key,
+                label: String::new(),
                 values: Vec::new(),
                 cells: cells(scenario.position.line),
             });
@@ -560,8 +559,10 @@ fn build_feature(feature: &gherkin::Feature, runs: &[LevelRun]) -> Feature {
                         .collect();
                     // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
                     let line = examples.position.line + 2 + index;
+                    let label = named.join(", ");
                     Row {
-                        key: format!("{key} ({})", named.join(", ")),
+                        key: format!("{key} ({label})"),
+                        label,
                         values: values.clone(),
                         cells: cells(line),
                     }

@@ -216,7 +216,7 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
     assert!(html.contains("<th>visits</th><th>total</th><th class=\"level\">unit</th>"));
     assert!(html.contains("<tr data-results=\"unit:failed\" data-flaky=\"\"><td>2</td><td>9</td>"));
     assert!(html.contains(
-        "<strong>unit</strong> (2, 9) failed at <q>Then the page has been seen 9 times in total</q>"
+        "<strong>unit</strong> (visits: 2, total: 9) failed at <q>Then the page has been seen 9 times in total</q>"
     ));
 }
 
