@@ -82,11 +82,15 @@ pub fn render(options: &Options) -> Result<Rendered> {
         .iter()
         .filter_map(|level| LevelRun::read(&options.report_dir, level))
         .collect();
-    let mut history = History::load(&options.history)?;
-    let baseline = match &options.diff_against {
-        Some(path) => Some(History::load(path)?),
-        None => None,
+    // A history that cannot be read costs the page its past, not the run its result.
+    let load = |path: &Path| {
+        History::load(path).unwrap_or_else(|err| {
+            eprintln!("living documentation: {err:#}; going on without it");
+            History::default()
+        })
     };
+    let mut history = load(&options.history);
+    let baseline = options.diff_against.as_deref().map(load);
     let output = build(
         &specification,
         unreadable,

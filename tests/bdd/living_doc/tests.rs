@@ -638,4 +638,12 @@ fn render_writes_the_page_the_history_and_the_diff() {
         1,
         "rendering the same reports again records nothing new"
     );
+
+    std::fs::write(&options.history, "{ not json").expect("spoils the history");
+    std::fs::write(dir.join("main-history.json"), "[]").expect("spoils the other history");
+    let rendered = render(&options).expect("renders without the histories");
+    let diff = std::fs::read_to_string(rendered.diff.expect("a diff")).expect("a diff file");
+    assert!(diff.contains("missing, empty or unreadable"), "{diff}");
+    let history = History::load(&options.history).expect("a new history");
+    assert_eq!(history.runs.len(), 1);
 }
