@@ -117,7 +117,7 @@ pub struct Examples {
 #[derive(Debug, Clone)]
 pub struct Step {
     pub keyword: String,
-    pub text: String,
+    pub parts: Vec<Part>,
     pub docstring: Option<String>,
     pub table: Vec<Vec<String>>,
     /// The levels that failed at this step.
@@ -455,12 +455,46 @@ fn tags(tags: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn steps(steps: &[gherkin::Step]) -> Vec<Step> {
+/// A step's text, its outline's `<placeholders>` apart so the page can mark them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub placeholder: bool,
+    pub text: String,
+}
+
+fn parts(text: &str, placeholders: &[String]) -> Vec<Part> {
+    let part = |placeholder, text: &str| Part {
+        placeholder,
+        text: text.to_owned(),
+    };
+    let mut parts = Vec::new();
+    let mut rest = text;
+    let next = |rest: &str| {
+        let found = placeholders
+            .iter()
+            .filter_map(|name| Some((rest.find(name.as_str())?, name)));
+        found.min()
+    };
+    while let Some((at, name)) = next(rest) {
+        if at > 0 {
+            parts.push(part(false, &rest[..at]));
+        }
+        parts.push(part(true, name));
+        rest = &rest[at + name.len()..];
+    }
+    if !rest.is_empty() {
+        parts.push(part(false, rest));
+    }
+    parts
+}
+
+/// The steps as written; `placeholders` are an outline's `<name>`s.
+fn steps(steps: &[gherkin::Step], placeholders: &[String]) -> Vec<Step> {
     steps
         .iter()
         .map(|step| Step {
             keyword: step.keyword.trim().to_owned(),
-            text: step.value.clone(),
+            parts: parts(&step.value, placeholders),
             docstring: step.docstring.clone(),
             table: step
                 .table
@@ -476,7 +510,7 @@ fn background(background: Option<&gherkin::Background>) -> Option<Background> {
     background.map(|background| Background {
         keyword: background.keyword.clone(),
         name: background.name.clone(),
-        steps: steps(&background.steps),
+        steps: steps(&background.steps, &[]),
     })
 }
 
@@ -520,13 +554,20 @@ fn build_feature(feature: &gherkin::Feature, runs: &[LevelRun]) -> Feature {
             .tags
             .iter()
             .chain(rule.iter().flat_map(|rule| &rule.tags));
+        let placeholders: Vec<String> = scenario
+            .examples
+            .iter()
+            .filter_map(|examples| examples.table.as_ref()?.rows.first())
+            .flatten()
+            .map(|name| format!("<{name}>"))
+            .collect();
         let mut built = Scenario {
             id: format!("{id}--{}", slug(&scenario.name)),
             name: scenario.name.clone(),
             tags: tags(&scenario.tags),
             all_tags: tags(&inherited.chain(&scenario.tags).cloned().collect::<Vec<_>>()),
             description: paragraphs(scenario.description.as_deref()),
-            steps: steps(&scenario.steps),
+            steps: steps(&scenario.steps, &placeholders),
             plain: None,
             examples: Vec::new(),
         };

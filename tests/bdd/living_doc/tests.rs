@@ -176,9 +176,15 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
     );
     let outline = scenarios[1];
     assert!(outline.plain.is_none());
+    let first: Vec<(bool, &str)> = outline.steps[0]
+        .parts
+        .iter()
+        .map(|part| (part.placeholder, part.text.as_str()))
+        .collect();
     assert_eq!(
-        outline.steps[0].text, "<visits> visitors open the page",
-        "steps as written"
+        first,
+        [(true, "<visits>"), (false, " visitors open the page")],
+        "steps as written, placeholders apart"
     );
     let examples = &outline.examples[0];
     assert_eq!(examples.header, ["visits", "total"]);
