@@ -10,10 +10,11 @@
 //! saying why a level left a scenario out. Each render adds the reports not yet
 //! recorded to the history file (`history.json` beside them, or `BDD_HISTORY`).
 //!
-//! `report` reads a level's run, `model` matches it to the feature files,
-//! `history` keeps earlier runs and finds flaky scenarios, `render` and `diff`
-//! fill the templates in `templates/` (the Markdown one is `diff.md.txt`:
-//! `.dockerignore` leaves `*.md` out of the image builds, which compile it).
+//! `report` reads a level's run and what it says of each scenario, `model` lays
+//! the feature files out with those results, `history` keeps earlier runs and
+//! finds flaky scenarios, `render` and `diff` fill the templates in `templates/`
+//! (the Markdown one is `diff.md.txt`: `.dockerignore` leaves `*.md` out of the
+//! image builds, which compile it).
 
 mod diff;
 mod history;
@@ -22,7 +23,7 @@ mod render;
 mod report;
 // Run by their own target (`[[test]] name = "living_doc"`): the `bdd` target is
 // built with `harness = false`, which compiles `#[test]` functions out and
-// leaves their helpers unused.
+// leaves the functions they call unused.
 #[cfg(test)]
 #[allow(
     dead_code,

@@ -3,7 +3,7 @@
 
 use cucumber::gherkin;
 
-use super::report::{self, ElementKind, LevelRun, Status};
+use super::report::LevelRun;
 
 /// A scenario's (or example row's) result at one level.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,7 +340,7 @@ impl Book {
             .collect();
         let strays = runs
             .iter()
-            .flat_map(|run| strays(specification, run))
+            .flat_map(|run| run.strays(specification))
             .collect();
         Self {
             levels,
@@ -662,7 +662,7 @@ fn cell(
     background: &[&gherkin::Step],
     scenario: &gherkin::Scenario,
 ) -> Cell {
-    let (outcome, nanos) = outcome(run, feature, line, background, scenario);
+    let (outcome, nanos) = run.outcome(feature, line, background, scenario);
     Cell {
         level: run.level,
         outcome,
@@ -670,187 +670,4 @@ fn cell(
         recent: Vec::new(),
         flaky: None,
     }
-}
-
-fn outcome(
-    run: &LevelRun,
-    feature: &gherkin::Feature,
-    line: usize,
-    background: &[&gherkin::Step],
-    scenario: &gherkin::Scenario,
-) -> (Outcome, Option<u64>) {
-    let Ok(report) = &run.report else {
-        return (Outcome::Unknown, None);
-    };
-    let not_run = || {
-        let reason = run
-            .not_run
-            .iter()
-            .find(|entry| entry.feature == feature.name && entry.line == line)
-            .map_or("not in this run", |entry| entry.reason.as_str());
-        (
-            Outcome::NotRun {
-                reason: reason.to_owned(),
-            },
-            None,
-        )
-    };
-    let elements: Vec<&report::Element> = report
-        .iter()
-        .filter(|reported| reported.name == feature.name)
-        .flat_map(|reported| &reported.elements)
-        .filter(|element| element.line == line)
-        .collect();
-    if elements.is_empty() {
-        return not_run();
-    }
-    let of_kind = |kind| {
-        elements
-            .iter()
-            .copied()
-            .filter(move |element| element.kind == kind)
-    };
-    let scenario_elements = || of_kind(ElementKind::Scenario);
-    let background_steps: Vec<&report::Step> = of_kind(ElementKind::Background)
-        .flat_map(|e| &e.steps)
-        .collect();
-    let scenario_steps: Vec<&report::Step> = scenario_elements().flat_map(|e| &e.steps).collect();
-
-    // In the order they ran: hooks before, the background, the scenario, hooks after.
-    let before = scenario_elements().flat_map(|e| &e.before);
-    let after = scenario_elements().flat_map(|e| &e.after);
-    let ran = before
-        .map(|hook| {
-            (
-                "the set-up before the scenario".to_owned(),
-                None,
-                &hook.result,
-            )
-        })
-        .chain(
-            background_steps
-                .iter()
-                .chain(&scenario_steps)
-                .map(|step| (step.text(), Some(step.line), &step.result)),
-        )
-        .chain(after.map(|hook| {
-            (
-                "the clean-up after the scenario".to_owned(),
-                None,
-                &hook.result,
-            )
-        }));
-    let mut nanos = 0;
-    let mut failure = None;
-    for (step, line, result) in ran {
-        nanos += result.duration;
-        if result.status != Status::Passed && failure.is_none() {
-            let message = result
-                .error_message
-                .clone()
-                .unwrap_or_else(|| format!("the step was {}", result.status.word()));
-            failure = Some(Outcome::Failed {
-                step,
-                line,
-                message,
-            });
-        }
-    }
-    if let Some(failure) = failure {
-        return (failure, Some(nanos));
-    }
-
-    // Every step must have passed: one that never ran is no pass.
-    let missing = background
-        .iter()
-        .copied()
-        .skip(background_steps.len())
-        .chain(scenario.steps.iter().skip(scenario_steps.len()))
-        .next();
-    if let Some(missing) = missing {
-        let expected = background.len() + scenario.steps.len();
-        let ran = background_steps.len() + scenario_steps.len();
-        let outcome = Outcome::Failed {
-            step: format!("{} {}", missing.keyword.trim(), missing.value),
-            line: Some(missing.position.line),
-            message: format!(
-                "only {ran} of the scenario's {expected} steps were run; the report may \
-                 predate a change to the feature"
-            ),
-        };
-        return (outcome, Some(nanos));
-    }
-    (Outcome::Passed, Some(nanos))
-}
-
-/// Scenarios a level reported that the feature files no longer have (or could
-/// not be parsed into): listed so that no failure goes unseen.
-fn strays(specification: &[gherkin::Feature], run: &LevelRun) -> Vec<Stray> {
-    let Ok(report) = &run.report else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for reported in report {
-        let feature = specification
-            .iter()
-            .find(|feature| feature.name == reported.name);
-        for element in reported
-            .elements
-            .iter()
-            .filter(|e| e.kind == ElementKind::Scenario)
-        {
-            let known = feature.is_some_and(|feature| known_lines(feature).contains(&element.line));
-            if known {
-                continue;
-            }
-            let steps = element.steps.iter().map(|step| (step.text(), &step.result));
-            let hooks = element
-                .before
-                .iter()
-                .chain(&element.after)
-                .map(|hook| (String::new(), &hook.result));
-            let outcome = steps
-                .chain(hooks)
-                .find(|(_, result)| result.status != Status::Passed)
-                .map_or(Outcome::Passed, |(step, result)| Outcome::Failed {
-                    step,
-                    line: None,
-                    message: result.error_message.clone().unwrap_or_default(),
-                });
-            found.push(Stray {
-                level: run.level,
-                name: format!(
-                    "{}: {} ({}, line {})",
-                    reported.name,
-                    element.name,
-                    reported.uri.as_deref().unwrap_or_default(),
-                    element.line
-                ),
-                outcome,
-            });
-        }
-    }
-    found
-}
-
-/// The lines cucumber reports a feature's scenarios and outline examples on.
-fn known_lines(feature: &gherkin::Feature) -> Vec<usize> {
-    let scenarios = feature
-        .scenarios
-        .iter()
-        .chain(feature.rules.iter().flat_map(|rule| &rule.scenarios));
-    let mut lines = Vec::new();
-    for scenario in scenarios {
-        if scenario.examples.is_empty() {
-            lines.push(scenario.position.line);
-        }
-        for examples in &scenario.examples {
-            let rows = examples
-                .table
-                .as_ref()
-                .map_or(0, |table| table.rows.len().saturating_sub(1));
-            lines.extend((0..rows).map(|index| examples.position.line + 2 + index));
-        }
-    }
-    lines
 }
