@@ -1,5 +1,6 @@
-//! What one level's run left behind: cucumber's `writer::Json` report, and the
-//! scenarios the level could not run with why (`not_run.json`, written by the runner).
+//! What one level's run left behind, cucumber's `writer::Json` report and the
+//! scenarios the level could not run with why (`not_run.json`, written by the
+//! runner), and what it says of each scenario of the feature files.
 
 use std::{fs, io, path::Path};
 
