@@ -13,8 +13,8 @@
 # target/gate-venv; cargo-deny is installed with `cargo install --locked` at the
 # version CI uses when it is missing. cargo-deny reads the advisory database from
 # ../shared/advisory-db when that directory exists (offline), else fetches it. make
-# and gcc (jemalloc's build needs them) are installed with apt-get when missing and
-# the gate runs as root.
+# and gcc (jemalloc's build needs them), and chromium (the living documentation is
+# opened in it), are installed with apt-get when missing and the gate runs as root.
 #
 #   scripts/gate.sh                    everything
 #   scripts/gate.sh --skip-e2e         all but the e2e stage (also GATE_SKIP_E2E=1)
@@ -219,10 +219,16 @@ e2e() {
     return "${PIPESTATUS[0]}"
 }
 
+# The page, rendered from every level's reports, then opened in headless
+# Chromium (Debian's package, installed as root when missing): it must show every
+# feature and run its script without error; target/bdd/report.png is kept.
 living_doc() {
     cargo test --locked --test bdd -- --report-only &&
-        test -s target/bdd/report.html &&
-        echo "gate: living documentation: target/bdd/report.html"
+        test -s target/bdd/report.html || return 1
+    if ! command -v chromium >/dev/null; then
+        apt_install "the living documentation is checked in a browser" chromium || return 1
+    fi
+    scripts/living-doc-browser.sh target/bdd/report.html
 }
 
 # --- The run -----------------------------------------------------------------

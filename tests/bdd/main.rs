@@ -43,6 +43,10 @@ struct Selection {
     /// Run nothing; render target/bdd/report.html from the levels' latest reports.
     #[arg(long)]
     report_only: bool,
+
+    /// Also write target/bdd/diff.md: the results against the latest run in this history file.
+    #[arg(long, value_name = "HISTORY")]
+    diff_against: Option<PathBuf>,
 }
 
 type Report = writer::Normalize<
@@ -70,8 +74,9 @@ type Opts = cli::Opts<
 
 fn main() -> ExitCode {
     let opts = Opts::parsed();
+    let diff_against = opts.custom.diff_against.clone();
     if opts.custom.report_only {
-        return render_living_doc();
+        return render_living_doc(diff_against);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -81,7 +86,7 @@ fn main() -> ExitCode {
         }
     };
     let totals = runtime.block_on(run(opts));
-    let rendered = render_living_doc();
+    let rendered = render_living_doc(diff_against);
     println!();
     println!("{} passed, {} failed", totals.passed, totals.failed);
     if totals.failed == 0 && totals.passed > 0 && rendered == ExitCode::SUCCESS {
@@ -91,11 +96,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes the living documentation from whatever level reports exist.
-fn render_living_doc() -> ExitCode {
-    match living_doc::render(&report_dir()) {
-        Ok(page) => {
-            println!("living documentation: {}", page.display());
+/// Writes the living documentation from whatever level reports exist, and
+/// records them in the history.
+fn render_living_doc(diff_against: Option<PathBuf>) -> ExitCode {
+    let report_dir = report_dir();
+    let options = living_doc::Options {
+        history: std::env::var_os("BDD_HISTORY")
+            .map_or_else(|| report_dir.join("history.json"), PathBuf::from),
+        report_dir,
+        features: features_dir(),
+        diff_against,
+    };
+    match living_doc::render(&options) {
+        Ok(rendered) => {
+            println!("living documentation: {}", rendered.page.display());
+            if let Some(diff) = rendered.diff {
+                println!("changes against the other run: {}", diff.display());
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -176,10 +193,12 @@ async fn run_level(level: Level, mut opts: Opts) -> Result<Totals> {
                 not_run
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .push(format!(
-                        "{}: {} (line {}): {reason}",
-                        feature.name, scenario.name, scenario.position.line
-                    ));
+                    .push(living_doc::NotRun {
+                        feature: feature.name.clone(),
+                        scenario: scenario.name.clone(),
+                        line: scenario.position.line,
+                        reason: reason.to_owned(),
+                    });
                 return false;
             }
             true
@@ -216,8 +235,19 @@ async fn run_level(level: Level, mut opts: Opts) -> Result<Totals> {
     if !not_run.is_empty() {
         println!("Not run at the {level} level (neither passed nor failed):");
         for scenario in not_run.iter() {
-            println!("  - {scenario}");
+            println!(
+                "  - {}: {} (line {}): {}",
+                scenario.feature, scenario.scenario, scenario.line, scenario.reason
+            );
         }
+    }
+    // The living documentation shows why; without the file it says "not in this run".
+    let path = report_dir().join(level.to_string()).join("not_run.json");
+    let written = serde_json::to_string_pretty(&*not_run)
+        .map_err(io::Error::other)
+        .and_then(|json| fs::write(&path, json));
+    if let Err(err) = written {
+        eprintln!("bdd: cannot write {}: {err}", path.display());
     }
     Ok(tally.totals())
 }

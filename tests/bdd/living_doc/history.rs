@@ -1,0 +1,191 @@
+//! Earlier runs: one compact record per run (commit, time, and for each scenario
+//! and level the result and duration), kept in a JSON file the page is rendered
+//! from. It holds the last `MAX_RUNS` runs.
+
+use std::{collections::BTreeMap, fs, io, path::Path};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    model::{Book, Outcome, Recent, format_time},
+    report::LevelRun,
+};
+
+/// Runs kept in the file; older ones are dropped.
+pub const MAX_RUNS: usize = 50;
+/// Results shown per cell, and the window in which a flip marks a scenario flaky.
+pub const WINDOW: usize = 10;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub runs: Vec<Run>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    /// Abbreviated commit, with `-dirty` when the work tree had changes.
+    pub commit: String,
+    pub time: jiff::Timestamp,
+    /// Per level, the fingerprint of the report recorded: the same report is recorded once.
+    pub levels: BTreeMap<String, u64>,
+    /// Per scenario (or example row) key, per level: the result. Not-run cells are left out.
+    pub results: BTreeMap<String, BTreeMap<String, Past>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Past {
+    pub passed: bool,
+    /// Milliseconds.
+    pub ms: u64,
+}
+
+impl History {
+    /// The file at `path`; none yet is an empty history.
+    pub fn load(path: &Path) -> Result<Self> {
+        match fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text)
+                .with_context(|| format!("reading the history {}", path.display())),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(err) => Err(err).with_context(|| format!("reading the history {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string(self)?;
+        fs::write(path, text + "\n")
+            .with_context(|| format!("writing the history {}", path.display()))
+    }
+
+    pub fn latest(&self) -> Option<&Run> {
+        self.runs.last()
+    }
+
+    /// Adds the levels of `run` not recorded yet (a page rendered twice from the
+    /// same reports records them once; a report with no duration at all, nothing),
+    /// then drops the oldest runs beyond `MAX_RUNS`.
+    pub fn append(&mut self, mut run: Run) {
+        // A report belongs to the run that wrote it, whatever the commit is now.
+        let recorded = |level: &str, fingerprint: u64| {
+            fingerprint == 0
+                || self
+                    .runs
+                    .iter()
+                    .any(|old| old.levels.get(level) == Some(&fingerprint))
+        };
+        let new: BTreeMap<String, u64> = run
+            .levels
+            .iter()
+            .filter(|(level, fingerprint)| !recorded(level, **fingerprint))
+            .map(|(level, fingerprint)| (level.clone(), *fingerprint))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        for cells in run.results.values_mut() {
+            cells.retain(|level, _| new.contains_key(level));
+        }
+        run.results.retain(|_, cells| !cells.is_empty());
+        run.levels = new;
+        self.runs.push(run);
+        let excess = self.runs.len().saturating_sub(MAX_RUNS);
+        self.runs.drain(..excess);
+    }
+
+    /// One cell's results, oldest first, with the commit and time of each.
+    fn cell<'a>(
+        &'a self,
+        key: &'a str,
+        level: &'a str,
+    ) -> impl Iterator<Item = (&'a Run, Past)> + 'a {
+        self.runs
+            .iter()
+            .filter_map(move |run| Some((run, *run.results.get(key)?.get(level)?)))
+    }
+
+    /// Fills each cell's recent results and flaky mark.
+    pub fn annotate(&self, book: &mut Book) {
+        for row in book.rows_mut() {
+            for cell in &mut row.cells {
+                let past: Vec<(&Run, Past)> = self.cell(&row.key, cell.level).collect();
+                let recent = &past[past.len().saturating_sub(WINDOW)..];
+                cell.recent = recent
+                    .iter()
+                    .map(|(run, past)| Recent {
+                        passed: past.passed,
+                        title: format!(
+                            "{} on {} at {}, {} ms",
+                            if past.passed { "passed" } else { "failed" },
+                            run.commit,
+                            format_time(run.time),
+                            past.ms
+                        ),
+                    })
+                    .collect();
+                let results: Vec<(&str, bool)> = past
+                    .iter()
+                    .map(|(run, past)| (run.commit.as_str(), past.passed))
+                    .collect();
+                cell.flaky = flaky(&results);
+            }
+        }
+    }
+}
+
+/// Why a cell whose results are `results` (commit, passed; oldest first) is
+/// flaky: it passed and failed on one commit, or changed result twice among the
+/// last `WINDOW` (failed and recovered, or recovered and failed again). One
+/// change is a fix or a regression, not a flake. Commits with uncommitted
+/// changes (`-dirty`) prove nothing about one commit.
+pub fn flaky(results: &[(&str, bool)]) -> Option<String> {
+    let same_commit = results.iter().find(|(commit, passed)| {
+        !commit.ends_with("-dirty")
+            && results
+                .iter()
+                .any(|(other, other_passed)| other == commit && other_passed != passed)
+    });
+    if let Some((commit, _)) = same_commit {
+        return Some(format!("passed and failed on commit {commit}"));
+    }
+    let recent = &results[results.len().saturating_sub(WINDOW)..];
+    let changes = recent
+        .windows(2)
+        .filter(|pair| pair[0].1 != pair[1].1)
+        .count();
+    (changes >= 2).then(|| {
+        format!(
+            "changed result {changes} times in the last {} runs",
+            recent.len()
+        )
+    })
+}
+
+/// This run's record: every scenario's result at each level that reported.
+pub fn record(book: &Book, runs: &[LevelRun], commit: &str, time: jiff::Timestamp) -> Run {
+    let levels = runs
+        .iter()
+        .filter(|run| run.report.is_ok())
+        .map(|run| (run.level.to_owned(), run.fingerprint()))
+        .collect();
+    let mut results: BTreeMap<String, BTreeMap<String, Past>> = BTreeMap::new();
+    for row in book.rows() {
+        for cell in &row.cells {
+            let passed = match cell.outcome {
+                Outcome::Passed => true,
+                Outcome::Failed { .. } => false,
+                Outcome::NotRun { .. } | Outcome::Unknown => continue,
+            };
+            let ms = cell.nanos.unwrap_or(0) / 1_000_000;
+            results
+                .entry(row.key.clone())
+                .or_default()
+                .insert(cell.level.to_owned(), Past { passed, ms });
+        }
+    }
+    Run {
+        commit: commit.to_owned(),
+        time,
+        levels,
+        results,
+    }
+}

@@ -1,0 +1,203 @@
+//! Living documentation: one self-contained HTML page with every feature and
+//! scenario of the specification, in the words of `features/`, and for each
+//! scenario (each example row of an outline) its result, duration and recent
+//! history at every level that has a report; and, against another run's
+//! history, a Markdown summary of what changed.
+//!
+//! The text comes from the feature files (Cucumber JSON has no descriptions and
+//! only the steps that ran); the results from `<report dir>/<level>/cucumber.json`
+//! as cucumber's `writer::Json` leaves them, with the runner's `not_run.json`
+//! saying why a level left a scenario out. Each render adds the reports not yet
+//! recorded to the history file (`history.json` beside them, or `BDD_HISTORY`).
+//!
+//! `report` reads a level's run and what it says of each scenario, `model` lays
+//! the feature files out with those results, `history` keeps earlier runs and
+//! finds flaky scenarios, `render` and `diff` fill the templates in `templates/`
+//! (the Markdown one is `diff.md.txt`: `.dockerignore` leaves `*.md` out of the
+//! image builds, which compile it).
+
+mod diff;
+mod history;
+mod model;
+mod render;
+mod report;
+// Run by their own target (`[[test]] name = "living_doc"`): the `bdd` target is
+// built with `harness = false`, which compiles `#[test]` functions out and
+// leaves the functions they call unused.
+#[cfg(test)]
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "used by #[test] functions, which harness = false compiles out"
+)]
+mod tests;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result};
+use askama::Template as _;
+use cucumber::{
+    feature::Ext as _,
+    gherkin::{self, GherkinEnv},
+};
+
+pub use self::report::NotRun;
+use self::{diff::Diff, history::History, model::Book, report::LevelRun};
+
+/// The levels, in the order the page shows them.
+const LEVELS: [&str; 3] = ["unit", "integration", "e2e"];
+
+/// Where the inputs are and what to write.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub report_dir: PathBuf,
+    pub features: PathBuf,
+    pub history: PathBuf,
+    /// A history whose latest run the Markdown summary compares against.
+    pub diff_against: Option<PathBuf>,
+}
+
+/// What `render` wrote.
+#[derive(Debug)]
+pub struct Rendered {
+    pub page: PathBuf,
+    pub diff: Option<PathBuf>,
+}
+
+/// The page and the summary, as text.
+struct Output {
+    page: String,
+    diff: Option<String>,
+}
+
+/// Reads the feature files, each level's report and the history; records the
+/// reports in the history; writes `report.html` (and `diff.md` when asked to) in
+/// the report directory.
+pub fn render(options: &Options) -> Result<Rendered> {
+    let (specification, unreadable) = read_specification(&options.features)?;
+    let runs: Vec<LevelRun> = LEVELS
+        .iter()
+        .filter_map(|level| LevelRun::read(&options.report_dir, level))
+        .collect();
+    // A history that cannot be read costs the page its past, not the run its result.
+    let load = |path: &Path| {
+        History::load(path).unwrap_or_else(|err| {
+            eprintln!("living documentation: {err:#}; going on without it");
+            History::default()
+        })
+    };
+    let mut history = load(&options.history);
+    let baseline = options.diff_against.as_deref().map(load);
+    let output = build(
+        &specification,
+        unreadable,
+        &runs,
+        &mut history,
+        baseline.as_ref(),
+        &commit(),
+        jiff::Timestamp::now(),
+    )?;
+
+    let dir = &options.report_dir;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    history.save(&options.history)?;
+    let page = dir.join("report.html");
+    fs::write(&page, output.page).with_context(|| format!("writing {}", page.display()))?;
+    let diff = match output.diff {
+        Some(markdown) => {
+            let path = dir.join("diff.md");
+            fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
+    Ok(Rendered { page, diff })
+}
+
+fn build(
+    specification: &[gherkin::Feature],
+    unreadable: Vec<String>,
+    runs: &[LevelRun],
+    history: &mut History,
+    baseline: Option<&History>,
+    commit: &str,
+    now: jiff::Timestamp,
+) -> Result<Output> {
+    let mut book = Book::new(specification, unreadable, runs);
+    history.append(history::record(&book, runs, commit, now));
+    history.annotate(&mut book);
+    let generated = model::format_time(now);
+    let page = render::Page::new(&book, generated, commit).render()?;
+    let diff = match baseline {
+        Some(baseline) => Some(Diff::new(&book, baseline.latest()).render()?),
+        None => None,
+    };
+    Ok(Output { page, diff })
+}
+
+/// `BDD_COMMIT`, else `GITHUB_SHA`, else the work tree's commit (`-dirty` with
+/// uncommitted changes), abbreviated; `unknown` outside a repository.
+fn commit() -> String {
+    let given = std::env::var("BDD_COMMIT")
+        .or_else(|_| std::env::var("GITHUB_SHA"))
+        .ok()
+        .filter(|commit| !commit.is_empty());
+    if let Some(commit) = given {
+        return commit.chars().take(12).collect();
+    }
+    Command::new("git")
+        .args([
+            "describe",
+            "--always",
+            "--dirty",
+            "--abbrev=12",
+            "--exclude=*",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .map(|commit| commit.trim().to_owned())
+        .filter(|commit| !commit.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Every `.feature` file under `dir`, parsed as written, in path order; and the
+/// files that could not be read (or whose outlines do not expand), with why.
+fn read_specification(dir: &Path) -> Result<(Vec<gherkin::Feature>, Vec<String>)> {
+    let mut paths = Vec::new();
+    collect_feature_files(dir, &mut paths)
+        .with_context(|| format!("reading the features in {}", dir.display()))?;
+    paths.sort();
+    let mut features = Vec::new();
+    let mut unreadable = Vec::new();
+    for path in paths {
+        match gherkin::Feature::parse_path(&path, GherkinEnv::default())
+            .map_err(|err| err.to_string())
+            .and_then(|feature| match feature.clone().expand_examples() {
+                Ok(_) => Ok(feature),
+                Err(err) => Err(err.to_string()),
+            }) {
+            Ok(feature) => features.push(feature),
+            Err(err) => unreadable.push(format!("{}: {err}", path.display())),
+        }
+    }
+    Ok((features, unreadable))
+}
+
+fn collect_feature_files(dir: &Path, paths: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_feature_files(&path, paths)?;
+        } else if path.extension().is_some_and(|ext| ext == "feature") {
+            paths.push(path);
+        }
+    }
+    Ok(())
+}
