@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Blue-green deploy of page-tracker behind its load balancer, proved under load.
 #
-#   scripts/rollout.sh --engine compose [--replicas N] [--duration S] [--connections C]
+#   scripts/rollout.sh --engine compose [--replicas N] [--settle S] [--connections C]
 #
 # Starts its own compose stack (project ROLLOUT_PROJECT, default page-tracker-rollout;
 # the load balancer on 127.0.0.1:PAGE_TRACKER_PORT, default 18090) with N replicas
 # (default 3) of PAGE_TRACKER_IMAGE (default page-tracker:latest), then, each phase
-# under steady load from wrk through the load balancer (C connections, default 32):
+# under steady load from wrk through the load balancer (C connections, default 32),
+# from S seconds (default 5) before the phase's action until S seconds after it:
 #
 #   deploy    green replicas (the image re-tagged <image>-green) start beside blue,
 #             out of rotation (HAProxy's runtime API puts their slots in maintenance);
 #             each must answer /ready; they enter rotation, blue is set to drain,
 #             then stopped (SIGTERM: the service drains, finishes in flight, exits)
-#   rollback  a green that cannot reach Redis fails its readiness check: it is
-#             removed and blue keeps serving (the script says so)
-#   sigkill   one replica is killed with SIGKILL
+#   rollback  a green that cannot reach Redis (PAGE_TRACKER_REDIS_HOST=127.0.0.1, its
+#             own loopback) fails its readiness check: it is removed and blue keeps
+#             serving (the script says so)
+#   sigkill   one replica is killed with SIGKILL (and left dead)
 #   bench     figures only: throughput and p99 through the load balancer with 1 and
 #             N replicas, and of one replica reached directly
 #
@@ -29,12 +31,12 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-engine="" replicas=3 duration=30 connections=32 ready_timeout=60
+engine="" replicas=3 settle=5 connections=32 ready_timeout=60
 while [ $# -gt 0 ]; do
     case "$1" in
         --engine) engine=${2:?}; shift ;;
         --replicas) replicas=${2:?}; shift ;;
-        --duration) duration=${2:?}; shift ;;
+        --settle) settle=${2:?}; shift ;;
         --connections) connections=${2:?}; shift ;;
         -h | --help) sed -n '2,29s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
@@ -106,18 +108,23 @@ log "$replicas replicas in rotation: $(servers | awk '$6 == 2 { printf "%s=%s ",
 
 # --- Load and its accounting ---------------------------------------------------------
 
-# start_load SECONDS URL: wrk in the background; its report goes to $work/wrk.
+# start_load: wrk in the background through the load balancer, until finish_load
+# (at most 10 minutes); its report goes to $work/wrk.
 start_load() {
     views_before=$(views)
-    timeout -k 5 $(($1 + 30)) wrk -t 2 -c "$connections" -d "${1}s" --timeout 5s \
-        -s scripts/bench/wrk-report.lua "$2" >"$work/wrk" 2>&1 &
+    timeout -k 5 600 wrk -t 2 -c "$connections" -d 600s --timeout 5s \
+        -s scripts/bench/wrk-report.lua "$lb_url" >"$work/wrk" 2>&1 &
     load_pid=$!
+    sleep "$settle"
 }
 
-# finish_load PHASE ALLOWED_FAILURES: waits for wrk and prints the phase's line;
-# fails when more requests failed than allowed or the counter disagrees.
+# finish_load PHASE ALLOWED_FAILURES: after a few more seconds of load, stops wrk
+# (SIGINT: it reports what it has) and prints the phase's line; records the phase
+# as failed when more requests failed than allowed or the counter disagrees.
 finish_load() {
     local phase=$1 allowed=$2 line requests status errors ok grown
+    sleep "$settle"
+    kill -INT "$load_pid" 2>/dev/null || true
     wait "$load_pid" || { cat "$work/wrk" >&2; die "$phase: wrk failed"; }
     load_pid=""
     line=$(grep '^WRK_RESULT' "$work/wrk") || { cat "$work/wrk" >&2; die "$phase: no result from wrk"; }
@@ -154,10 +161,10 @@ measure() {
 
 # --- Blue-green ----------------------------------------------------------------------
 
-# deploy IMAGE [REDIS_PASSWORD]: green replicas of IMAGE beside blue; returns 1 after
-# a rollback. The password, when given, is what green uses: a wrong one makes it unready.
+# deploy IMAGE [REDIS_HOST]: green replicas of IMAGE beside blue; returns 1 after
+# a rollback. REDIS_HOST, when given, is where green looks for Redis.
 deploy() {
-    local new=$1 green_password=${2-${REDIS_PASSWORD:-}} blue=() green=() free=() slots=() ip slot g b id
+    local new=$1 redis_host=${2:-${PAGE_TRACKER_REDIS_HOST:-redis-service}} blue=() green=() free=() slots=() ip slot g b id
     mapfile -t blue < <(running_replicas)
     # Empty slots go into maintenance first: green replicas that resolve into them
     # take no visitors until they are checked and put in rotation.
@@ -165,7 +172,7 @@ deploy() {
     for slot in "${free[@]}"; do set_state "$slot" maint; done
 
     log "deploy: starting ${#blue[@]} green replicas of $new beside ${#blue[@]} blue"
-    image=$new REDIS_PASSWORD=$green_password stack up -d --no-deps --no-build --no-recreate \
+    image=$new PAGE_TRACKER_REDIS_HOST=$redis_host stack up -d --no-deps --no-build --no-recreate \
         --scale web-service=$((2 * ${#blue[@]})) web-service 2>&1 | sed 's/^/    /'
     for id in $(running_replicas); do
         [[ " ${blue[*]} " == *" $id "* ]] || green+=("$id")
@@ -221,42 +228,44 @@ problems=()
 docker tag "$blue_image" "$green_image"
 green_tagged=1
 
-log "phase deploy: ${duration}s of load ($connections connections), blue-green deploy after 3s"
-start_load "$duration" "$lb_url"
-sleep 3
+log "phase deploy: load ($connections connections), a blue-green deploy"
+start_load
 started=$SECONDS
 deploy "$green_image" || die "deploy: rolled back although green is healthy"
 log "deploy: took $((SECONDS - started))s"
 finish_load deploy 0
 deploy_requests=$phase_requests deploy_failed=$phase_failed
 
-log "phase rollback: ${duration}s of load, a green that cannot reach Redis (wrong password)"
-start_load "$duration" "$lb_url"
-sleep 3
+log "phase rollback: load, a deploy of a green that cannot reach Redis"
+start_load
 saved_timeout=$ready_timeout ready_timeout=10
-if deploy "$blue_image" not-the-password; then
+if deploy "$blue_image" 127.0.0.1; then
     warn "rollback: FAILED: a green replica that cannot reach Redis was put in rotation"
     problems+=(rollback)
 fi
 ready_timeout=$saved_timeout
 finish_load rollback 0
 
-log "phase sigkill: 15s of load, one replica killed with SIGKILL after 5s"
-start_load 15 "$lb_url"
-sleep 5
+log "phase sigkill: load, one replica killed with SIGKILL"
+start_load
 victim=$(running_replicas | head -n 1)
-log "sigkill: killing replica $(container_ip "$victim")"
+victim_ip=$(container_ip "$victim")
+[ -n "$victim_ip" ] || die "sigkill: replica $victim has no address"
+log "sigkill: killing replica $victim_ip"
 docker kill --signal KILL "$victim" >/dev/null
 finish_load sigkill "$connections"
 
 # Figures only: they vary with whatever else runs on the machine.
 image=$green_image
 log "phase bench: GET / for 8s at $connections connections, wrk on this host"
-stack up -d --no-deps --no-build --no-recreate --scale web-service="$replicas" web-service >/dev/null 2>&1
+docker rm -f "$victim" >/dev/null
+stack up -d --no-deps --no-build --no-recreate --scale web-service="$replicas" web-service 2>&1 | sed 's/^/    /'
 wait_until 60 in_rotation "$replicas" || die "bench: $replicas replicas are not in rotation"
 measure "through the load balancer, $replicas replicas" "$lb_url"
-stack up -d --no-deps --no-build --no-recreate --scale web-service=1 web-service >/dev/null 2>&1
-wait_until 60 in_rotation 1 || die "bench: one replica is not in rotation"
+mapfile -t extra < <(running_replicas | tail -n +2)
+docker stop -t 30 "${extra[@]}" >/dev/null
+docker rm "${extra[@]}" >/dev/null
+wait_until 60 in_rotation 1 || die "bench: one replica is not in rotation: $(servers | awk '{ printf "%s=%s/%s/%s ", $4, $5, $6, $7 }')"
 measure "through the load balancer, 1 replica" "$lb_url"
 network=$(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' \
     "$redis_id" | awk '{print $1}')
