@@ -2,10 +2,17 @@
 # Blue-green deploy of page-tracker behind its load balancer, proved under load.
 #
 #   scripts/rollout.sh --engine compose [--replicas N] [--settle S] [--connections C]
+#   scripts/rollout.sh --engine compose --deploy IMAGE --project NAME
 #
-# Starts its own compose stack (project ROLLOUT_PROJECT, default page-tracker-rollout;
+# With --deploy, the one blue-green deploy of IMAGE on a running stack (compose
+# project NAME), without load, proof or teardown: exit 0 when green serves, 1 after
+# a rollback. Later `docker compose` commands on that stack need
+# PAGE_TRACKER_IMAGE=IMAGE, or they recreate the replicas from the old image.
+#
+# Without it, a proof on a compose stack of its own (project --project or ROLLOUT_PROJECT,
+# default page-tracker-rollout;
 # the load balancer on 127.0.0.1:PAGE_TRACKER_PORT, default 18090) with N replicas
-# (default 3) of PAGE_TRACKER_IMAGE (default page-tracker:latest), then, each phase
+# (default 3) of PAGE_TRACKER_IMAGE (default page-tracker:latest); then each phase
 # under steady load from wrk through the load balancer (C connections, default 32),
 # from S seconds (default 5) before the phase's action until S seconds after it:
 #
@@ -16,7 +23,7 @@
 #   rollback  a green that cannot reach Redis (PAGE_TRACKER_REDIS_HOST=127.0.0.1, its
 #             own loopback) fails its readiness check: it is removed and blue keeps
 #             serving (the script says so)
-#   sigkill   one replica is killed with SIGKILL (and left dead)
+#   sigkill   one replica is killed with SIGKILL
 #   bench     figures only: throughput and p99 through the load balancer with 1 and
 #             N replicas, and of one replica reached directly
 #
@@ -31,13 +38,15 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-engine="" replicas=3 settle=5 connections=32 ready_timeout=60
+engine="" replicas=3 settle=5 connections=32 ready_timeout=60 deploy_image="" project=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --engine) engine=${2:?}; shift ;;
         --replicas) replicas=${2:?}; shift ;;
         --settle) settle=${2:?}; shift ;;
         --connections) connections=${2:?}; shift ;;
+        --deploy) deploy_image=${2:?}; shift ;;
+        --project) project=${2:?}; shift ;;
         -h | --help) sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//p}' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -46,7 +55,11 @@ done
 [ "$engine" = compose ] || die "--engine compose is the engine this script drives"
 [[ "$replicas" =~ ^[1-5]$ ]] || die "--replicas must be 1 to 5 (the load balancer has 10 slots: blue and green)"
 
-project=${ROLLOUT_PROJECT:-page-tracker-rollout}
+if [ -n "$deploy_image" ]; then
+    [ -n "$project" ] || die "--deploy needs --project: the compose project of the running stack"
+else
+    project=${project:-${ROLLOUT_PROJECT:-page-tracker-rollout}}
+fi
 export PAGE_TRACKER_PORT=${PAGE_TRACKER_PORT:-18090}
 blue_image=${PAGE_TRACKER_IMAGE:-page-tracker:latest}
 green_image="$blue_image-green"
@@ -61,6 +74,10 @@ image=$blue_image
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
+    if [ -n "$deploy_image" ]; then
+        rm -rf "$work"
+        exit "$status"
+    fi
     [ -n "${load_pid:-}" ] && kill "$load_pid" 2>/dev/null
     docker rm -f "$direct_container" >/dev/null 2>&1 || true
     if [ "$status" -ne 0 ] && [ -n "${project_started:-}" ]; then
@@ -75,9 +92,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-command -v wrk >/dev/null || apt_install "the rollout is proved under load from wrk" wrk ||
-    die "wrk is needed"
-docker image inspect "$blue_image" >/dev/null 2>&1 || die "no image $blue_image: build it first (docker compose build)"
 
 # --- The stack and its load balancer ---------------------------------------------
 
@@ -97,14 +111,6 @@ set_state() { haproxy_cli "$lb_id" "set server web/$1 state $2" >/dev/null; }
 running_replicas() { docker ps -q --no-trunc --filter "label=com.docker.compose.project=$project" \
     --filter "label=com.docker.compose.service=web-service" --filter status=running; }
 
-log "starting $replicas replicas of $blue_image behind the load balancer (project $project)"
-stack down --volumes --remove-orphans >/dev/null 2>&1 || true
-project_started=1
-stack up -d --no-build --scale web-service="$replicas" load-balancer
-lb_id=$(stack ps -q load-balancer)
-redis_id=$(stack ps -q redis-service)
-wait_until 120 in_rotation "$replicas" || die "the load balancer has not got $replicas replicas in rotation"
-log "$replicas replicas in rotation: $(servers | awk '$6 == 2 { printf "%s=%s ", $4, $5 }')"
 
 # --- Load and its accounting ---------------------------------------------------------
 
@@ -222,7 +228,34 @@ deploy() {
     log "deploy: blue stopped; ${#green[@]} green replicas of $new serve"
 }
 
-# --- The phases ----------------------------------------------------------------------
+# --- A deploy on a running stack --------------------------------------------------------
+
+if [ -n "$deploy_image" ]; then
+    docker image inspect "$deploy_image" >/dev/null 2>&1 || die "no image $deploy_image"
+    lb_id=$(stack ps -q load-balancer)
+    [ -n "$lb_id" ] || die "project $project has no load balancer running"
+    [ -n "$(running_replicas)" ] || die "project $project has no replica running"
+    if deploy "$deploy_image"; then
+        exit 0
+    fi
+    exit 1
+fi
+
+# --- The proof -------------------------------------------------------------------------
+
+command -v wrk >/dev/null || apt_install "the rollout is proved under load from wrk" wrk ||
+    die "wrk is needed"
+docker image inspect "$blue_image" >/dev/null 2>&1 || die "no image $blue_image: build it first (docker compose build)"
+
+log "starting $replicas replicas of $blue_image behind the load balancer (project $project)"
+stack down --volumes --remove-orphans >/dev/null 2>&1 || true
+project_started=1
+stack up -d --no-build --scale web-service="$replicas" load-balancer
+lb_id=$(stack ps -q load-balancer)
+redis_id=$(stack ps -q redis-service)
+wait_until 120 in_rotation "$replicas" || die "the load balancer has not got $replicas replicas in rotation"
+log "$replicas replicas in rotation: $(servers | awk '$6 == 2 { printf "%s=%s ", $4, $5 }')"
+
 
 problems=()
 docker tag "$blue_image" "$green_image"
