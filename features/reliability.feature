@@ -35,3 +35,17 @@ Feature: Reliability under stress
     Then every visitor sees the page
     And the page has been seen 25 times in total
     And the service no longer accepts visitors
+
+  @shutdown @drain
+  Scenario: A service being stopped first tells the load balancer and keeps serving meanwhile
+    Given the page has been seen 7 times
+    When the service is asked to stop
+    And the load balancer checks whether to send visitors to the service
+    Then the load balancer is told the service is draining
+    When the operator checks whether the service can serve visitors
+    Then the operator is told the service is not ready
+    When a visitor opens the page
+    Then the visitor is told "This page has been seen 8 times."
+    And the visitor's connection is closed after the answer
+    When the drain delay has passed
+    Then the service no longer accepts visitors

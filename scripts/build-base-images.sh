@@ -2,6 +2,7 @@
 # Make sure the Docker base images used by page-tracker exist locally:
 #
 #   debian:bookworm-slim        rust:1.95.0-slim-bookworm        redis:7.0.15-bookworm
+#   haproxy:2.6-bookworm        (the load balancer in front of the service's replicas)
 #
 # For each image: present locally -> nothing to do; otherwise `docker pull` (short
 # timeout); if the registry is unreachable, build it from Debian's package archive:
@@ -10,6 +11,7 @@
 #               bookworm-updates/-security upgrades, then `docker import`.
 #   * redis   : FROM that image, Debian's redis-server package (scripts/base-images/).
 #   * rust    : FROM that image, gcc/libc6-dev + the host's rustup toolchain copy.
+#   * haproxy : FROM that image, Debian's haproxy package (scripts/base-images/).
 # Names/tags are exactly the upstream ones so Dockerfiles, compose and
 # testcontainers need no change. Run with --help for options.
 set -euo pipefail
@@ -22,10 +24,13 @@ REDIS_VERSION="7.0.15"                        # upstream version of bookworm's r
 RUST_VERSION="1.95.0"                         # must equal the host's `rustc --version`
 RUST_EXTRA_COMPONENTS="clippy rustfmt"        # must be installed in the host toolchain
 RUST_DROP_COMPONENTS="rust-docs"              # ~800 MB of HTML; not in the official image either
+HAPROXY_BRANCH="2.6"                          # the official image's tag names the branch
+HAPROXY_VERSION="2.6.12"                      # upstream version of bookworm's haproxy (2.6.12-1+deb12uN)
 
 DEBIAN_IMAGE="debian:${DEBIAN_SUITE}-slim"
 RUST_IMAGE="rust:${RUST_VERSION}-slim-${DEBIAN_SUITE}"
 REDIS_IMAGE="redis:${REDIS_VERSION}-${DEBIAN_SUITE}"
+HAPROXY_IMAGE="haproxy:${HAPROXY_BRANCH}-${DEBIAN_SUITE}"
 PULL_TIMEOUT="${PULL_TIMEOUT:-60}"            # seconds per `docker pull` attempt
 BUILT_BY_LABEL="org.page-tracker.built-by=scripts/build-base-images.sh"
 SMOKE_LABEL="org.page-tracker.build-base-images.smoke=1"   # on our test containers
@@ -36,12 +41,13 @@ PROG="$(basename "$0")"
 
 usage() {
     cat <<EOF
-Usage: ${PROG} [options] [debian|rust|redis ...]
+Usage: ${PROG} [options] [debian|rust|redis|haproxy ...]
 
-Ensure these images exist locally (default: all three):
+Ensure these images exist locally (default: all four):
   ${DEBIAN_IMAGE}
   ${RUST_IMAGE}
   ${REDIS_IMAGE}
+  ${HAPROXY_IMAGE}
 
 An image that already exists is left alone. A missing one is pulled
 (timeout ${PULL_TIMEOUT}s); if the pull fails it is built locally from Debian's
@@ -72,12 +78,12 @@ while [ $# -gt 0 ]; do
         -f|--force) FORCE=1 ;;
         --no-pull) NO_PULL=1 ;;
         -v|--verbose) VERBOSE=1 ;;
-        debian|rust|redis) WANT+=("$1") ;;
+        debian|rust|redis|haproxy) WANT+=("$1") ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
     shift
 done
-[ ${#WANT[@]} -gt 0 ] || WANT=(debian redis rust)
+[ ${#WANT[@]} -gt 0 ] || WANT=(debian redis rust haproxy)
 wanted() { local w; for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 # ---- temp dir, cleanup, interruption safety ----------------------------------
@@ -379,6 +385,43 @@ build_redis() {
     tag_image "$id" "$REDIS_IMAGE"
 }
 
+# ---- haproxy:2.6-bookworm -----------------------------------------------------------
+build_haproxy() {
+    probe_build_network
+    workdir
+    local ctx="$WORK/haproxy-ctx" id
+    mkdir -p "$ctx"
+    cp "$HELPER_DIR/haproxy.Dockerfile" "$ctx/Dockerfile"
+    cp "$HELPER_DIR/haproxy-entrypoint.sh" "$ctx/haproxy-entrypoint.sh"
+    chmod 0755 "$ctx/haproxy-entrypoint.sh"
+    log "$HAPROXY_IMAGE: docker build FROM $DEBIAN_IMAGE with Debian's haproxy ${HAPROXY_VERSION}"
+    step haproxy-build docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
+        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" --build-arg "HAPROXY_VERSION=$HAPROXY_VERSION" \
+        --label "$BUILT_BY_LABEL" --iidfile "$WORK/haproxy.iid" "$ctx"
+    id="$(cat "$WORK/haproxy.iid")"
+    mark_pending "$id"
+
+    # smoke test: a configuration at the official path is loaded and served, as user haproxy
+    local c="build-base-images-haproxy-$$" i out=""
+    CONTAINERS+=("$c")
+    printf 'defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\nfrontend f\n  bind 127.0.0.1:8080\n  http-request return status 200 content-type text/plain string ok\n' \
+        >"$WORK/haproxy-smoke.cfg"
+    docker create --name "$c" --label "$SMOKE_LABEL" --network none "$id" >/dev/null
+    docker cp "$WORK/haproxy-smoke.cfg" "$c:/usr/local/etc/haproxy/haproxy.cfg"
+    docker start "$c" >/dev/null
+    for i in $(seq 1 50); do
+        out="$(docker exec "$c" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 && printf "GET / HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null || true)"
+        [[ "$out" == *" 200 "* ]] && break
+        sleep 0.2
+    done
+    [[ "$out" == *" 200 "* ]] || { docker logs "$c" >&2 || true; die "$HAPROXY_IMAGE: the smoke configuration was not served"; }
+    [ "$(docker exec "$c" stat -c %U /proc/1)" = haproxy ] || die "$HAPROXY_IMAGE: haproxy does not run as user haproxy"
+    docker exec "$c" haproxy -v | grep -q "version ${HAPROXY_VERSION}" || die "$HAPROXY_IMAGE: haproxy is not ${HAPROXY_VERSION}"
+    docker rm -f -v "$c" >/dev/null; CONTAINERS=()
+    log "$HAPROXY_IMAGE: smoke test ok (haproxy ${HAPROXY_VERSION}, /usr/local/etc/haproxy/haproxy.cfg served, user haproxy)"
+    tag_image "$id" "$HAPROXY_IMAGE"
+}
+
 # ---- rust:1.95.0-slim-bookworm -----------------------------------------------------
 build_rust() {
     # The host toolchain is the source of truth: check versions before anything else.
@@ -476,7 +519,7 @@ EOF
 # ---- main ------------------------------------------------------------------------------
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "cannot talk to the Docker engine (is it running? are you in the docker group?)"
-for f in redis.Dockerfile redis-entrypoint.sh rust.Dockerfile; do
+for f in redis.Dockerfile redis-entrypoint.sh rust.Dockerfile haproxy.Dockerfile haproxy-entrypoint.sh; do
     [ -f "$HELPER_DIR/$f" ] || die "missing helper file $HELPER_DIR/$f"
 done
 
@@ -492,6 +535,7 @@ need_debian=0
 if wanted debian; then need_debian=1; fi
 if wanted redis && { [ "$FORCE" -eq 1 ] || ! image_exists "$REDIS_IMAGE"; }; then need_debian=1; fi
 if wanted rust  && { [ "$FORCE" -eq 1 ] || ! image_exists "$RUST_IMAGE"; }; then need_debian=1; fi
+if wanted haproxy && { [ "$FORCE" -eq 1 ] || ! image_exists "$HAPROXY_IMAGE"; }; then need_debian=1; fi
 
 if [ "$need_debian" -eq 1 ]; then
     if wanted debian; then
@@ -507,6 +551,7 @@ fi
 # inside a function called on the left of || or &&.
 if wanted redis && ! present_or_pulled "$REDIS_IMAGE"; then build_redis; fi
 if wanted rust  && ! present_or_pulled "$RUST_IMAGE";  then build_rust;  fi
+if wanted haproxy && ! present_or_pulled "$HAPROXY_IMAGE"; then build_haproxy; fi
 
-log "done: $(for n in "$DEBIAN_IMAGE" "$REDIS_IMAGE" "$RUST_IMAGE"; do
+log "done: $(for n in "$DEBIAN_IMAGE" "$REDIS_IMAGE" "$RUST_IMAGE" "$HAPROXY_IMAGE"; do
     image_exists "$n" && printf '%s ' "$n"; done)"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the e2e level inside the compose stack, brings its JUnit XML and Cucumber
+# Runs the e2e level inside the compose stack, through the load balancer in front
+# of E2E_REPLICAS (default 3) replicas, brings its JUnit XML and Cucumber
 # JSON back to target/bdd/e2e/, checks that the count survives a restart of the
 # stack, and removes every container, network and volume it made.
 #
@@ -7,18 +8,14 @@
 #                              E2E_PROJECT: compose project name, default page-tracker-e2e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if docker compose version >/dev/null 2>&1; then
-    compose=(docker compose)
-else
-    compose=(docker-compose)
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 # A project name of its own keeps a developer's running stack out of the way;
 # E2E_PROJECT, PAGE_TRACKER_IMAGE and PAGE_TRACKER_TEST_IMAGE keep two runs on one engine apart.
 project=${E2E_PROJECT:-page-tracker-e2e}
 export PAGE_TRACKER_PORT="${PAGE_TRACKER_PORT:-18080}"
-stack() { "${compose[@]}" --project-name "$project" --profile testing "$@"; }
-log() { printf 'e2e: %s\n' "$*"; }
+replicas=${E2E_REPLICAS:-3}
+stack() { "${COMPOSE[@]}" --project-name "$project" --profile testing "$@"; }
 
 teardown() { stack down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 trap teardown EXIT
@@ -27,10 +24,10 @@ teardown
 log "building the images"
 stack build --force-rm
 
-log "running the e2e level in the test-service"
+log "running the e2e level in the test-service, through the load balancer to $replicas replicas"
 started=$SECONDS
 set +e
-stack up --exit-code-from test-service
+stack up --scale web-service="$replicas" --exit-code-from test-service
 status=$?
 set -e
 log "the e2e run took $((SECONDS - started)) s"
@@ -50,18 +47,12 @@ fi
 
 # --- Counts survive a restart of the stack (down and up, keeping the volume).
 views() { curl -fsS --max-time 5 "http://127.0.0.1:$PAGE_TRACKER_PORT/" | sed -n 's/^This page has been seen \([0-9]*\) times\.$/\1/p'; }
-wait_healthy() {
-    for _ in $(seq 1 120); do
-        curl -fsS --max-time 2 "http://127.0.0.1:$PAGE_TRACKER_PORT/ready" >/dev/null 2>&1 && return 0
-        sleep 0.5
-    done
-    return 1
-}
+wait_healthy() { wait_until 60 curl -fsS --max-time 2 "http://127.0.0.1:$PAGE_TRACKER_PORT/ready"; }
 restart_check=failed
-stack up -d web-service
+stack up -d load-balancer
 if wait_healthy && before=$(views) && [ -n "$before" ]; then
     stack down
-    stack up -d web-service
+    stack up -d load-balancer
     if wait_healthy && after=$(views) && [ "$after" = "$((before + 1))" ]; then
         restart_check=passed
     fi

@@ -2,7 +2,7 @@
 # The pull-request gate of .github/workflows/ci.yml, run locally in the same order:
 #
 #   base-images  fmt  clippy  deny  hadolint  yamllint  workflow-schema  compose-schema
-#   zizmor  gherkin  test (unit + integration)  e2e  living-doc
+#   zizmor  gherkin  test (unit + integration)  e2e  rollout  living-doc
 #
 # A failed stage does not stop the run (unless --fail-fast): every stage reports,
 # the summary lists them all, and the exit status is non-zero if any failed. The
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.." || exit 2
 usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
 
 STAGES=(base-images fmt clippy deny hadolint yamllint workflow-schema compose-schema
-        zizmor gherkin test e2e living-doc)
+        zizmor gherkin test e2e rollout living-doc)
 skip=" ${GATE_SKIP:-} "
 [ -n "${GATE_SKIP_E2E:-}" ] && [ "${GATE_SKIP_E2E}" != 0 ] && skip+=" e2e "
 fail_fast=false
@@ -219,6 +219,13 @@ e2e() {
     return "${PIPESTATUS[0]}"
 }
 
+# Blue-green deploy and a SIGKILL under load through the load balancer, with the
+# images the e2e stage built.
+rollout() {
+    scripts/rollout.sh --engine compose 2>&1 | tee "$LOGS/rollout.log"
+    return "${PIPESTATUS[0]}"
+}
+
 # The page, rendered from every level's reports, then opened in headless
 # Chromium (Debian's package, installed as root when missing): it must show every
 # feature and run its script without error; target/bdd/report.png is kept.
@@ -278,6 +285,11 @@ if [ "${result[base-images]}" = failed ]; then
     not_run e2e "the base images are missing"
 else
     stage e2e e2e
+fi
+if [ "${result[base-images]}" = failed ]; then
+    not_run rollout "the base images are missing"
+else
+    stage rollout rollout
 fi
 
 # Also after failures, as on CI: the page shows which scenarios failed where.

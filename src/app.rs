@@ -12,6 +12,7 @@ use tracing::Level;
 
 use crate::{
     config::Config,
+    drain::{self, Drain},
     routes::{self, AppState},
     server::{self, Limits},
     store::RedisStore,
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
+        .route("/serving", get(routes::serving))
         .fallback(routes::not_found)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -43,7 +45,12 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
-    router.with_state(state)
+    router
+        .layer(axum::middleware::map_response_with_state(
+            state.drain.clone(),
+            drain::close_connections_while_draining,
+        ))
+        .with_state(state)
 }
 
 /// Whether the installed subscriber records any of TraceLayer's output at DEBUG
@@ -76,6 +83,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    drain: Drain,
 }
 
 impl Application {
@@ -91,6 +99,7 @@ impl Application {
             // Redis' own timeouts fire first; this bound only guards against the unforeseen.
             store_deadline: config.redis_timeouts.connect + config.redis_timeouts.response,
             request_timeout: config.request_timeout,
+            drain: Drain::default(),
         };
         Self::bind(config.bind, state, config.limits).await
     }
@@ -106,6 +115,7 @@ impl Application {
             .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             listener,
+            drain: state.drain.clone(),
             router: router(state),
             limits,
         })
@@ -116,10 +126,24 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and finishes the
-    /// requests already in flight.
+    /// Serves until `shutdown` completes, then drains: `/serving` and `/ready` answer
+    /// 503 and answers close their connections, while visitors are still served for
+    /// the drain delay. Then it stops accepting and finishes the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        server::serve(self.listener, self.router, self.limits, shutdown).await
+        let drain = self.drain.clone();
+        let delay = self.limits.drain_delay;
+        let drained = async move {
+            shutdown.await;
+            drain.start();
+            if !delay.is_zero() {
+                tracing::info!(
+                    ?delay,
+                    "draining: still serving while load balancers stop sending"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        };
+        server::serve(self.listener, self.router, self.limits, drained).await
     }
 }
 
@@ -204,7 +228,7 @@ mod tests {
         #[test]
         fn only_reading_the_page_counts(
             requests in proptest::collection::vec(
-                (0..METHODS.len(), "/[ -~]{0,24}|/|/health|/ready|/\\?[a-z=&]{0,10}"),
+                (0..METHODS.len(), "/[ -~]{0,24}|/|/health|/ready|/serving|/\\?[a-z=&]{0,10}"),
                 1..20,
             ),
         ) {
@@ -215,6 +239,7 @@ mod tests {
                     store: store.clone(),
                     store_deadline: Duration::from_secs(1),
                     request_timeout: Duration::from_secs(5),
+                    drain: Drain::default(),
                 });
                 let mut expected = 0;
                 for (method, path) in requests {

@@ -88,6 +88,16 @@ pub struct Args {
     )]
     shutdown_timeout: String,
 
+    /// On SIGTERM or SIGINT, how long to keep serving while /serving and /ready answer
+    /// 503, so load balancers stop sending first (0s: stop accepting at once).
+    #[arg(
+        long,
+        env = "DRAIN_DELAY",
+        value_name = "DURATION",
+        default_value = "0s"
+    )]
+    drain_delay: String,
+
     /// Log line format; the level is set with RUST_LOG (default: info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -188,6 +198,7 @@ impl TryFrom<Args> for Config {
                     "--shutdown-timeout / SHUTDOWN_TIMEOUT",
                     &args.shutdown_timeout,
                 )?,
+                drain_delay: parse_delay("--drain-delay / DRAIN_DELAY", &args.drain_delay)?,
             },
             log_format: args.log_format,
             healthcheck: args.healthcheck,
@@ -202,6 +213,19 @@ fn parse_bind(value: &str) -> Result<SocketAddr, ConfigError> {
 }
 
 fn parse_timeout(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let timeout = parse_delay(setting, value)?;
+    if timeout.is_zero() {
+        return Err(ConfigError::Timeout {
+            setting,
+            value: value.to_owned(),
+            reason: "must be greater than zero".to_owned(),
+        });
+    }
+    Ok(timeout)
+}
+
+/// A duration with units, zero allowed, at most `MAX_TIMEOUT`.
+fn parse_delay(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
     let invalid = |reason: String| ConfigError::Timeout {
         setting,
         value: value.to_owned(),
@@ -209,9 +233,6 @@ fn parse_timeout(setting: &'static str, value: &str) -> Result<Duration, ConfigE
     };
     let timeout = humantime::parse_duration(value.trim())
         .map_err(|err| invalid(format!("{err} (write e.g. 500ms or 2s)")))?;
-    if timeout.is_zero() {
-        return Err(invalid("must be greater than zero".to_owned()));
-    }
     if timeout > MAX_TIMEOUT {
         return Err(invalid(format!(
             "must be at most {}",
@@ -296,6 +317,7 @@ mod tests {
         assert_eq!(default("header_read_timeout"), "10s");
         assert_eq!(default("max_connections"), "2048");
         assert_eq!(default("shutdown_timeout"), "10s");
+        assert_eq!(default("drain_delay"), "0s");
         assert_eq!(default("log_format"), "text");
     }
 
@@ -412,6 +434,22 @@ mod tests {
         .unwrap();
         assert_eq!(config.redis_timeouts.connect, Duration::from_secs(2));
         assert_eq!(config.redis_timeouts.response, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn the_drain_delay_may_be_zero_but_not_unitless_or_huge() {
+        assert_eq!(config(&[]).unwrap().limits.drain_delay, Duration::ZERO);
+        assert_eq!(
+            config(&["--drain-delay=5s"]).unwrap().limits.drain_delay,
+            Duration::from_secs(5)
+        );
+        for bad in ["5", "2h", "-1s"] {
+            let err = config(&[&format!("--drain-delay={bad}")]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Timeout { setting, .. } if setting.contains("DRAIN_DELAY")),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

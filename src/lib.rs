@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod healthcheck;
 pub mod routes;

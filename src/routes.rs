@@ -9,6 +9,7 @@ use axum::{
 };
 
 use crate::{
+    drain::Drain,
     error::{AppError, error_chain},
     store::{Store, StoreError},
 };
@@ -22,6 +23,8 @@ pub struct AppState {
     pub store_deadline: Duration,
     /// The longest any request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// Set once a stop signal has arrived.
+    pub drain: Drain,
 }
 
 impl AppState {
@@ -47,8 +50,23 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
-/// `GET /ready`: the store answers, so visitors can be served.
+/// `GET /serving`: whether a load balancer should send visitors here. Answers from the
+/// process alone, never the store: while a shared store is down every copy of the
+/// service would fail it, and visitors would get the load balancer's error page
+/// instead of the apology.
+pub async fn serving(State(state): State<AppState>) -> Response {
+    if state.drain.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else {
+        "serving".into_response()
+    }
+}
+
+/// `GET /ready`: the store answers and the service is not stopping, so visitors can be served.
 pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.drain.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response();
+    }
     match state.call(state.store.ping()).await {
         Ok(()) => "ready".into_response(),
         Err(err) => {

@@ -27,6 +27,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// After a stop signal, how long requests in flight may take to finish.
     pub shutdown_grace: Duration,
+    /// After a stop signal, how long the service keeps serving while it tells load
+    /// balancers it is draining, before it stops accepting.
+    pub drain_delay: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting,

@@ -16,6 +16,9 @@ use tokio::{
 };
 use tower::ServiceExt;
 
+/// The header the testing stack's load balancer adds to name the copy that answered.
+pub const SERVED_BY: &str = "x-served-by";
+
 /// How long a raw request may wait for an answer or a closed connection.
 const RAW_ANSWER_WAIT: Duration = Duration::from_secs(15);
 
@@ -25,6 +28,10 @@ pub struct Reply {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: String,
+    /// Which copy of the service answered, where a load balancer in front names it.
+    pub served_by: Option<String>,
+    /// Whether the answer asked the client to close the connection.
+    pub closes_connection: bool,
     /// From sending the request to having the whole body.
     pub elapsed: Duration,
 }
@@ -129,7 +136,7 @@ impl Driver {
     /// Sends `method path` with an empty body and reads the whole answer.
     pub async fn request(&self, method: &str, path: &str) -> Result<Reply> {
         let started = Instant::now();
-        let (status, content_type, body) = match &self.app {
+        let (status, headers, body) = match &self.app {
             App::InProcess(router) => {
                 let request = Request::builder()
                     .method(method)
@@ -138,9 +145,9 @@ impl Driver {
                     .context("building the request")?;
                 let response = router.clone().oneshot(request).await?;
                 let status = response.status().as_u16();
-                let content_type = header_text(response.headers());
+                let headers = response.headers().clone();
                 let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
-                (status, content_type, String::from_utf8(bytes.to_vec())?)
+                (status, headers, String::from_utf8(bytes.to_vec())?)
             }
             App::Http { client, base_url } => {
                 let base_url = base_url.get();
@@ -151,13 +158,16 @@ impl Driver {
                     .await
                     .with_context(|| format!("sending a request to {base_url}{path}"))?;
                 let status = response.status().as_u16();
-                let content_type = header_text(response.headers());
-                (status, content_type, response.text().await?)
+                let headers = response.headers().clone();
+                (status, headers, response.text().await?)
             }
         };
         Ok(Reply {
             status,
-            content_type,
+            content_type: header_text(&headers, axum::http::header::CONTENT_TYPE.as_str()),
+            served_by: header_text(&headers, SERVED_BY),
+            closes_connection: header_text(&headers, axum::http::header::CONNECTION.as_str())
+                .is_some_and(|value| value.eq_ignore_ascii_case("close")),
             body,
             elapsed: started.elapsed(),
         })
@@ -202,9 +212,9 @@ impl Driver {
     }
 }
 
-fn header_text(headers: &axum::http::HeaderMap) -> Option<String> {
+fn header_text(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
-        .get(axum::http::header::CONTENT_TYPE)
+        .get(name)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
 }

@@ -8,10 +8,15 @@ use anyhow::{Context, Result, bail, ensure};
 use cucumber::{given, then, when};
 use futures::future::try_join_all;
 
-use crate::{driver::RawOutcome, world::PageTrackerWorld};
+use crate::{
+    driver::{RawOutcome, SERVED_BY},
+    world::PageTrackerWorld,
+};
 
 /// Allowance for scheduling on a busy machine on top of the store wait.
 const SLACK: Duration = Duration::from_millis(500);
+/// The longest a stopped service may take to drain and stop in a scenario.
+const DRAIN_WAIT: Duration = Duration::from_secs(15);
 /// How long after the visits start the stop signal is sent.
 const IN_FLIGHT_DELAY: Duration = Duration::from_millis(100);
 
@@ -119,6 +124,40 @@ async fn visitors_during_shutdown(world: &mut PageTrackerWorld, visitors: usize)
         .context("the server stopped with an error")?;
     world.stopped = true;
     Ok(())
+}
+
+#[when("the service is asked to stop")]
+async fn service_is_asked_to_stop(world: &mut PageTrackerWorld) -> Result<()> {
+    let server = world
+        .server
+        .take()
+        .context("this level runs no server of its own to stop")?;
+    server
+        .stop
+        .send(())
+        .map_err(|()| anyhow::anyhow!("the server had already stopped"))?;
+    world.stopping = Some(server.stopped);
+    Ok(())
+}
+
+#[when("the drain delay has passed")]
+async fn drain_delay_has_passed(world: &mut PageTrackerWorld) -> Result<()> {
+    let stopped = world
+        .stopping
+        .take()
+        .context("the service was not asked to stop")?;
+    tokio::time::timeout(DRAIN_WAIT, stopped)
+        .await
+        .with_context(|| format!("the service was still running {DRAIN_WAIT:?} after the stop"))?
+        .context("the server task failed")?
+        .context("the server stopped with an error")?;
+    world.stopped = true;
+    Ok(())
+}
+
+#[when("the load balancer checks whether to send visitors to the service")]
+async fn load_balancer_checks(world: &mut PageTrackerWorld) -> Result<()> {
+    send(world, "GET", "/serving").await
 }
 
 #[when("the operator checks whether the service is alive")]
@@ -257,6 +296,44 @@ async fn no_longer_accepts(world: &mut PageTrackerWorld) -> Result<()> {
     ensure!(
         world.driver()?.request("GET", "/").await.is_err(),
         "a visit after the stop was still answered"
+    );
+    Ok(())
+}
+
+#[then("the load balancer is told the service is serving")]
+async fn told_serving(world: &mut PageTrackerWorld) -> Result<()> {
+    expect_reply(world, 200, "serving")
+}
+
+#[then("the load balancer is told the service is draining")]
+async fn told_draining(world: &mut PageTrackerWorld) -> Result<()> {
+    expect_reply(world, 503, "draining")
+}
+
+#[then("the visitor's connection is closed after the answer")]
+async fn connection_closed_after_answer(world: &mut PageTrackerWorld) -> Result<()> {
+    ensure!(
+        world.last_reply()?.closes_connection,
+        "the answer did not ask the client to close the connection"
+    );
+    Ok(())
+}
+
+#[then("more than one copy of the service answered")]
+async fn more_than_one_copy_answered(world: &mut PageTrackerWorld) -> Result<()> {
+    let copies: HashSet<_> = world
+        .replies
+        .iter()
+        .map(|reply| reply.served_by.as_deref())
+        .collect();
+    ensure!(
+        !copies.contains(&None),
+        "an answer did not name the copy that served it (header {SERVED_BY})"
+    );
+    ensure!(
+        copies.len() > 1,
+        "{} visitors were all served by {copies:?}",
+        world.replies.len()
     );
     Ok(())
 }

@@ -17,6 +17,8 @@ pub struct PageTrackerWorld {
     pub server: Option<Stoppable>,
     /// Whether a step has stopped the server.
     pub stopped: bool,
+    /// The scenario's server after it was asked to stop, until it has stopped.
+    pub stopping: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl std::fmt::Debug for PageTrackerWorld {

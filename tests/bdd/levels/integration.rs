@@ -39,6 +39,9 @@ const TIMEOUTS: RedisTimeouts = RedisTimeouts {
     connect: Duration::from_millis(500),
     response: Duration::from_millis(500),
 };
+/// How long a stopped server keeps serving while it says it is draining: long
+/// enough for a scenario to watch, short enough to cost little.
+const DRAIN_DELAY: Duration = Duration::from_millis(1500);
 /// How long a restarted Redis may take to answer again.
 const RESTART_WAIT: Duration = Duration::from_secs(30);
 /// Marks our containers, so that leftovers of a crashed run can be found.
@@ -153,6 +156,7 @@ async fn driver(
             max_connections: 256,
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            drain_delay: DRAIN_DELAY,
         },
         log_format: LogFormat::Text,
         healthcheck: false,

@@ -84,6 +84,12 @@ impl Environment {
             Self::Unit if has("shutdown") => {
                 Some("no server to stop: the router is called in process")
             }
+            Self::Unit if has("replicas") => {
+                Some("one copy of the service: the router is called in process")
+            }
+            Self::Integration(_) if has("replicas") => {
+                Some("one copy of the service on a loopback port, no load balancer")
+            }
             Self::Unit | Self::Integration(_) => None,
             Self::E2e(stack) => stack.cannot_run(&scenario.tags),
         }

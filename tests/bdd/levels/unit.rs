@@ -13,6 +13,7 @@ use anyhow::Result;
 use futures::future::{BoxFuture, FutureExt};
 use page_tracker::{
     app::router,
+    drain::Drain,
     routes::AppState,
     store::{Store, StoreError},
 };
@@ -29,6 +30,7 @@ pub fn driver() -> Driver {
         store: store.clone(),
         store_deadline: STORE_WAIT,
         request_timeout: Duration::from_secs(10),
+        drain: Drain::default(),
     };
     Driver {
         app: App::InProcess(router(state)),
