@@ -115,7 +115,9 @@ fi
 # --- The stack and its load balancer --------------------------------------------------
 
 task_of() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$1" --filter status=running | head -n 1; }
-redis() { docker exec "$(task_of redis-service)" redis-cli "$@"; }
+redis() {
+    docker exec ${REDIS_PASSWORD:+--env REDISCLI_AUTH="$REDIS_PASSWORD"} "$(task_of redis-service)" redis-cli "$@"
+}
 views() { redis GET page_views | sed 's/^$/0/'; }
 servers() { haproxy_cli "$(task_of load-balancer)" "show servers state web" | awk '$2 == "web"'; }
 # in_rotation N: N slots are up and taking visitors.
@@ -136,11 +138,11 @@ log "$replicas replicas in rotation: $(servers | awk '$6 == 2 { printf "%s=%s ",
 
 # --- Load and its accounting ----------------------------------------------------------
 
-# start_load SECONDS: wrk through the load balancer in the background.
+# start_load SECONDS URL: wrk in the background; its report goes to $work/wrk.
 start_load() {
     views_before=$(views)
     timeout -k 5 $(($1 + 30)) wrk -t 2 -c "$connections" -d "${1}s" --timeout 5s \
-        -s scripts/bench/wrk-report.lua "$lb_url" >"$work/wrk" 2>&1 &
+        -s scripts/bench/wrk-report.lua "$2" >"$work/wrk" 2>&1 &
     load_pid=$!
 }
 
@@ -176,7 +178,7 @@ finish_load() {
 problems=()
 
 log "phase scale: ${duration}s of load ($connections connections), $replicas -> $((replicas + 2)) -> $replicas replicas"
-start_load "$duration"
+start_load "$duration" "$lb_url"
 sleep 3
 docker service scale --detach=false "$web=$((replicas + 2))" >/dev/null
 wait_until 60 in_rotation $((replicas + 2)) || warn "scale: $((replicas + 2)) replicas not in rotation"
@@ -189,7 +191,7 @@ next_tagged=1
 # One replica at a time: start-first, 5s apart, watched 30s; long enough load to cover it.
 rolling_duration=$((duration > 30 * replicas ? duration : 30 * replicas))
 log "phase rolling: ${rolling_duration}s of load, docker service update --image $next_image after 3s"
-start_load "$rolling_duration"
+start_load "$rolling_duration" "$lb_url"
 sleep 3
 started=$SECONDS
 docker service update --detach --quiet --no-resolve-image --image "$next_image" "$web" >/dev/null
@@ -200,7 +202,7 @@ finish_load rolling 0
 rolling_requests=$phase_requests rolling_failed=$phase_failed
 
 log "phase rollback: ${rolling_duration}s of load, an update whose replicas exit at start (REQUEST_TIMEOUT=0s)"
-start_load "$rolling_duration"
+start_load "$rolling_duration" "$lb_url"
 sleep 3
 started=$SECONDS
 docker service update --detach --quiet --no-resolve-image --image "$PAGE_TRACKER_IMAGE" --env-add REQUEST_TIMEOUT=0s "$web" >/dev/null
@@ -218,7 +220,7 @@ wait_until 120 in_rotation "$replicas" || warn "rollback: $replicas replicas not
 finish_load rollback 0
 
 log "phase sigkill: 20s of load, one replica killed with SIGKILL after 5s"
-start_load 20
+start_load 20 "$lb_url"
 sleep 5
 victim=$(task_of web-service)
 log "sigkill: killing replica $(container_ip "$victim")"
