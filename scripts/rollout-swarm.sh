@@ -19,7 +19,8 @@
 # For each phase: requests answered, non-2xx, socket errors, and the Redis
 # counter's growth against the 2xx count. Fails when the scale, rolling or
 # rollback phase lost a request, when SIGKILL lost more than the connections in
-# flight, or when the counter and the 2xx answers disagree. Last line:
+# flight, or when the counter and the 2xx answers differ by more than the
+# requests in flight or failed. Last line:
 # `rollout (swarm): N requests, F failed` (the rolling phase).
 #
 # The swarm: initialised (single node) only when `docker info` says it is
