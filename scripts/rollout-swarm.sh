@@ -166,7 +166,8 @@ finish_load() {
     log "$phase: $requests requests answered, $status non-2xx, $errors socket errors; counter grew by $grown for $ok 2xx ($((grown - ok)) counted without a 2xx read by wrk: in flight when the load stopped, at most $connections, or failed after Redis counted them)"
     phase_requests=$requests
     if [ "$phase_failed" -gt "$allowed" ]; then
-        warn "$phase: FAILED: $phase_failed failed requests, at most $allowed allowed"
+        warn "$phase: FAILED: $phase_failed failed requests, at most $allowed allowed; the load balancer's last non-200 answers:"
+        docker logs "$(task_of load-balancer)" 2>&1 | awk '$6 ~ /^[0-9][0-9][0-9]$/ && $6 != 200' | tail -n 10 >&2
         problems+=("$phase")
     elif [ "$grown" -lt "$ok" ] || [ $((grown - ok)) -gt $((connections + phase_failed)) ]; then
         warn "$phase: FAILED: the counter grew by $grown for $ok answered visits"
