@@ -2,7 +2,7 @@
 # The pull-request gate of .github/workflows/ci.yml, run locally in the same order:
 #
 #   base-images  fmt  clippy  deny  hadolint  yamllint  workflow-schema  compose-schema
-#   zizmor  gherkin  test (unit + integration)  e2e  rollout  living-doc
+#   zizmor  gherkin  kubernetes  test (unit + integration)  e2e  rollout  living-doc
 #
 # A failed stage does not stop the run (unless --fail-fast): every stage reports,
 # the summary lists them all, and the exit status is non-zero if any failed. The
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.." || exit 2
 usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
 
 STAGES=(base-images fmt clippy deny hadolint yamllint workflow-schema compose-schema
-        zizmor gherkin test e2e rollout living-doc)
+        zizmor gherkin kubernetes test e2e rollout living-doc)
 skip=" ${GATE_SKIP:-} "
 [ -n "${GATE_SKIP_E2E:-}" ] && [ "${GATE_SKIP_E2E}" != 0 ] && skip+=" e2e "
 fail_fast=false
@@ -257,7 +257,7 @@ else
     $fail_fast && stopped=true
 fi
 
-python_stages=(hadolint yamllint workflow-schema compose-schema zizmor gherkin)
+python_stages=(hadolint yamllint workflow-schema compose-schema zizmor gherkin kubernetes)
 wanted=false
 for name in "${python_stages[@]}"; do
     [[ "$skip" == *" $name "* ]] || wanted=true
@@ -270,13 +270,16 @@ if $wanted && ! $stopped && ! python_tools; then
     $fail_fast && stopped=true
 else
     stage hadolint "$VENV/bin/hadolint" Dockerfile Dockerfile.test
-    stage yamllint "$VENV/bin/yamllint" --strict .github docker-compose.yml .yamllint.yml
+    stage yamllint "$VENV/bin/yamllint" --strict .github docker-compose.yml .yamllint.yml deploy
     stage workflow-schema "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows \
         .github/workflows/ci.yml
-    stage compose-schema "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
+    stage compose-schema "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec \
+        docker-compose.yml deploy/swarm/stack.yml
     # Offline here: CI runs the online audits too (with its token).
     stage zizmor "$VENV/bin/zizmor" --offline .github/workflows/
     stage gherkin gherkin
+    # Rendered and validated offline: no cluster is contacted.
+    stage kubernetes env PATH="$VENV/bin:$PATH" scripts/check-kubernetes.sh
 fi
 
 stage test unit_and_integration
