@@ -152,6 +152,9 @@ mod tests {
 
     use super::*;
 
+    /// What a visitor heard: a count, or the apology's cause.
+    type Answer = Result<i64, String>;
+
     /// How a held command ends.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum Outcome {
@@ -255,7 +258,7 @@ mod tests {
         let store = Arc::new(HeldStore::default());
         store.total.store(start, Ordering::SeqCst);
         let counter = BatchedCounter::new(store.clone(), Duration::from_secs(3600));
-        let answers: Arc<Mutex<Vec<Option<Result<i64, String>>>>> = Arc::default();
+        let answers: Arc<Mutex<Vec<Option<Answer>>>> = Arc::default();
         let mut visitors: Vec<JoinHandle<()>> = Vec::new();
         let mut left = Vec::new();
 
