@@ -25,6 +25,8 @@
 #                       quiet (other processes using < 0.3 cores); 0 skips the check. The
 #                       "other" column shows the CPU that processes not of this benchmark used
 #                       during each run: a high figure means the run was disturbed
+#   --port-base N       loopback ports N (Redis), N+1, N+2 (services A, B), N+3 (cold starts)
+#                       instead of ports the kernel picks
 #   --keep              keep the work directory (logs, raw results) and print its path
 #   --quick             --rounds 2 --duration 2s --cold-starts 5
 #
@@ -87,6 +89,7 @@ while [ $# -gt 0 ]; do
         --env) env_a+=("${2:?}"); shift 2 ;;
         --compare-env) env_b+=("${2:?}"); compare=1; shift 2 ;;
         --keep) keep=1; shift ;;
+        --port-base) export BENCH_PORT_BASE=${2:?}; shift 2 ;;
         --quiet-wait) quiet_wait=${2:?}; shift 2 ;;
         --quick) rounds=2; duration=2; cold_starts=5; warmup=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -96,6 +99,8 @@ done
 [[ $rounds =~ ^[0-9]+$ && $rounds -ge 1 ]] || die "--rounds takes a positive number"
 [[ $cold_starts =~ ^[0-9]+$ && $cold_starts -ge 1 ]] || die "--cold-starts takes a positive number"
 [[ $quiet_wait =~ ^[0-9]+$ ]] || die "--quiet-wait takes whole seconds"
+[[ ${BENCH_PORT_BASE:-1024} =~ ^[0-9]+$ && ${BENCH_PORT_BASE:-1024} -ge 1024 && ${BENCH_PORT_BASE:-1024} -le 65532 ]] ||
+    die "--port-base takes a port from 1024 to 65532"
 for c in $concurrency; do
     [[ $c =~ ^[0-9]+$ && $c -ge 1 && $c -le 1000 ]] || die "bad concurrency '$c'"
 done

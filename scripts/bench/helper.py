@@ -15,14 +15,16 @@ import time
 LOOPBACK = "127.0.0.1"
 
 
-def free_ports(count):
-    """Ports the kernel hands out as free, all distinct (held open until all are chosen)."""
+def free_ports(count, first=None):
+    """Ports the kernel hands out as free, all distinct (held open until all are chosen);
+    with BENCH_PORT_BASE set (or `first`), the ports from there on, checked to be free."""
+    base = os.environ.get("BENCH_PORT_BASE") if first is None else first
     socks = []
     try:
-        for _ in range(count):
+        for i in range(count):
             s = socket.socket()
-            s.bind((LOOPBACK, 0))
             socks.append(s)
+            s.bind((LOOPBACK, 0 if base is None else int(base) + i))
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
@@ -67,8 +69,10 @@ def cold_start(binary, redis_port, starts, extra_env):
     env = dict(os.environ)
     env.update(extra_env)
     times = []
+    base = os.environ.get("BENCH_PORT_BASE")
     for _ in range(starts):
-        (port,) = free_ports(1)
+        # After the three ports the services and Redis hold.
+        (port,) = free_ports(1, None if base is None else int(base) + 3)
         argv = [
             binary,
             "--redis-url", f"redis://{LOOPBACK}:{redis_port}",

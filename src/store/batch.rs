@@ -55,7 +55,8 @@ impl BatchedCounter {
     /// The visit joins the queue when this is called, not when the future is first
     /// polled. Dropping the future does not withdraw a count already sent: it is
     /// applied anyway, the visitor simply does not hear it. A visitor who leaves
-    /// before the count is sent is not counted.
+    /// before the count is sent is not counted. Call it within a Tokio runtime, as
+    /// every request handler is: the commands are sent from a task of their own.
     pub fn count_visit(&self) -> impl Future<Output = Result<i64, StoreError>> + Send + 'static {
         let (waiter, answer) = oneshot::channel();
         let start = {
