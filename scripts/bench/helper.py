@@ -24,6 +24,10 @@ def free_ports(count, first=None):
         for i in range(count):
             s = socket.socket()
             socks.append(s)
+            if base is not None:
+                # A fixed port reused by consecutive starts may still be in TIME_WAIT,
+                # which the service's own listener (SO_REUSEADDR) does not mind either.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((LOOPBACK, 0 if base is None else int(base) + i))
         return [s.getsockname()[1] for s in socks]
     finally:
