@@ -16,7 +16,7 @@ const SLACK: Duration = Duration::from_millis(500);
 const IN_FLIGHT_DELAY: Duration = Duration::from_millis(100);
 /// Between visitors arriving shortly one after another: long enough to fix the order
 /// in which they reach the service, short enough for all to arrive during a slow count.
-const ARRIVAL_GAP: Duration = Duration::from_millis(30);
+const ARRIVAL_GAP: Duration = Duration::from_millis(40);
 
 // --- Given -----------------------------------------------------------------
 
