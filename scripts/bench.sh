@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput, latency, memory and cold start of page-tracker against its own Redis,
-# measured beside redis-benchmark's INCR on the same Redis as the yardstick.
+# measured beside two yardsticks: redis-benchmark's INCR on the same Redis, and the
+# service's own GET /health (which never touches Redis) as the ceiling.
 #
 #   scripts/bench.sh                      full run: 3 rounds x 10 s at c = 1, 16, 64
 #   scripts/bench.sh --quick              smoke run: 2 rounds x 2 s, 5 cold starts
@@ -24,6 +25,8 @@
 #                       quiet (other processes using < 0.3 cores); 0 skips the check. The
 #                       "other" column shows the CPU that processes not of this benchmark used
 #                       during each run: a high figure means the run was disturbed
+#   --port-base N       loopback ports N (Redis), N+1, N+2 (services A, B), N+3 (cold starts)
+#                       instead of ports the kernel picks
 #   --keep              keep the work directory (logs, raw results) and print its path
 #   --quick             --rounds 2 --duration 2s --cold-starts 5
 #
@@ -33,11 +36,14 @@
 # persistence, foreground) and the service(s) on free loopback ports, and for each
 # concurrency alternates, round after round:
 #   A  wrk -c C -d D against GET /  (req/s of 2xx answers, p50, p99, errors),
-#      with GET page_views read before and after to check the counter;
+#      with GET page_views read before and after to check the counter, and Redis'
+#      INFO commandstats to count the INCR/INCRBY commands per visit;
+#   H  the same against service A's GET /health: the HTTP ceiling, no Redis;
 #   B  redis-benchmark -t incr -P 1 -c C (ops/s, p50, p99), sized to last about D.
 # It samples the service's VmRSS during the runs at the highest concurrency, times cold
 # starts from exec to the first 200 on GET /, prints a table of medians over rounds, and
-# ends with the line
+# ends with the lines
+#   service/health throughput ratio at c=64: X.XX
 #   service/redis-incr throughput ratio at c=64: X.XX
 # Every process it starts is stopped on exit, error or interrupt. Traffic goes to
 # 127.0.0.1 only, and every load run is bounded in time (and wrapped in timeout).
@@ -83,6 +89,7 @@ while [ $# -gt 0 ]; do
         --env) env_a+=("${2:?}"); shift 2 ;;
         --compare-env) env_b+=("${2:?}"); compare=1; shift 2 ;;
         --keep) keep=1; shift ;;
+        --port-base) export BENCH_PORT_BASE=${2:?}; shift 2 ;;
         --quiet-wait) quiet_wait=${2:?}; shift 2 ;;
         --quick) rounds=2; duration=2; cold_starts=5; warmup=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -92,6 +99,8 @@ done
 [[ $rounds =~ ^[0-9]+$ && $rounds -ge 1 ]] || die "--rounds takes a positive number"
 [[ $cold_starts =~ ^[0-9]+$ && $cold_starts -ge 1 ]] || die "--cold-starts takes a positive number"
 [[ $quiet_wait =~ ^[0-9]+$ ]] || die "--quiet-wait takes whole seconds"
+[[ ${BENCH_PORT_BASE:-1024} =~ ^[0-9]+$ && ${BENCH_PORT_BASE:-1024} -ge 1024 && ${BENCH_PORT_BASE:-1024} -le 65532 ]] ||
+    die "--port-base takes a port from 1024 to 65532"
 for c in $concurrency; do
     [[ $c =~ ^[0-9]+$ && $c -ge 1 && $c -le 1000 ]] || die "bad concurrency '$c'"
 done
@@ -245,7 +254,11 @@ settled_counter() {
 }
 
 results="$work/results.tsv"
-printf 'subject\tc\tround\trate\tp50_ms\tp99_ms\terrors\tgap\tcpu_svc\tcpu_redis\tcpu_load\tcpu_other\n' >"$results"
+printf 'subject\tc\tround\trate\tp50_ms\tp99_ms\terrors\tgap\tcpu_svc\tcpu_redis\tcpu_load\tcpu_other\tcmds_per_visit\n' >"$results"
+counting_calls() { # INCR and INCRBY commands Redis has run since it started
+    rcli info commandstats | tr -d '\r' |
+        awk -F'[:,=]' '$1 == "cmdstat_incr" || $1 == "cmdstat_incrby" { n += $3 } END { print n + 0 }'
+}
 # Load generators run in the background and are waited for, so that an interrupt is
 # handled at once (bash runs traps only between foreground commands) and cleanup can stop
 # them. Their CPU time is the growth of the children times that `times` reports once
@@ -272,15 +285,18 @@ run_bg() { # timeout-seconds output-file command...: runs it bounded in time, wa
 }
 run=0
 
-run_http() { # subject concurrency round
-    local s=$1 c=$2 r=$3 before after t0 t1 s0 s1 r0 r1 m0 m1 sampler="" stop
+run_http() { # subject concurrency round [path]: subject H is service A's GET /health
+    local s=$1 c=$2 r=$3 path=${4:-/} label=$1 before after t0 t1 s0 s1 r0 r1 m0 m1 sampler="" stop
+    local calls0 calls1
+    [ "$path" = /health ] && s=A
     run=$((run + 1))
     kill -0 "${pid[$s]}" 2>/dev/null || die "service $s has died (see $work/service-$s.log)"
     quiet_gate
     before=$(counter)
+    calls0=$(counting_calls)
     s0=$(cpu_ticks "${pid[$s]}"); r0=$(cpu_ticks "$redis_pid"); m0=$(machine_ticks)
     stop="$work/stop.$run"
-    if [ "$c" = "$top" ]; then
+    if [ "$c" = "$top" ] && [ "$path" = / ]; then
         "$PY" "$HERE/helper.py" rss-sample "${pid[$s]}" $((duration + 10)) 20 "$stop" >"$work/rss.$run" &
         sampler=$!
         pids+=("$sampler")
@@ -288,7 +304,7 @@ run_http() { # subject concurrency round
     t0=$(now_ns)
     run_bg $((duration + 30)) "$work/wrk.$run" wrk -t "$(( wrk_threads < c ? wrk_threads : c ))" \
         -c "$c" -d "${duration}s" --timeout 2s -s "$HERE/wrk-report.lua" \
-        "http://127.0.0.1:${port[$s]}/" || { cat "$work/wrk.$run"* >&2; die "wrk failed"; }
+        "http://127.0.0.1:${port[$s]}$path" || { cat "$work/wrk.$run"* >&2; die "wrk failed"; }
     t1=$(now_ns)
     s1=$(cpu_ticks "${pid[$s]}"); r1=$(cpu_ticks "$redis_pid"); m1=$(machine_ticks)
     if [ -n "$sampler" ]; then
@@ -300,8 +316,10 @@ run_http() { # subject concurrency round
         [ "${peak:-0}" -gt "${rss_peak[$s]}" ] && rss_peak[$s]=$peak
     fi
     after=$(settled_counter)
+    calls1=$(counting_calls)
     grep -q '^WRK_RESULT' "$work/wrk.$run" || { cat "$work/wrk.$run" >&2; die "no result from wrk"; }
-    awk -v s="$s" -v c="$c" -v r="$r" -v counted=$((after - before)) \
+    awk -v s="$label" -v c="$c" -v r="$r" -v counted=$((after - before)) -v path="$path" \
+        -v calls=$((calls1 - calls0)) \
         -v wall="$(( t1 - t0 ))" -v ds=$((s1 - s0)) -v dr=$((r1 - r0)) -v dm=$((m1 - m0)) \
         -v tck="$clk_tck" -v load="$(cat "$work/wrk.$run.cpu")" '
         /^WRK_RESULT/ {
@@ -310,12 +328,19 @@ run_http() { # subject concurrency round
             errors = v["connect"] + v["read"] + v["write"] + v["status"] + v["timeout"]
             secs = wall / 1e9
             ours = ds / tck / secs + dr / tck / secs + load / secs
-            printf "%s\t%d\t%d\t%.1f\t%.3f\t%.3f\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\n", s, c, r,
+            if (path == "/") {
+                gap = counted - ok
+                per_visit = counted > 0 ? sprintf("%.4f", calls / counted) : "-"
+            } else {
+                gap = "-"; per_visit = "-"
+                if (counted != 0) printf "bench: GET %s changed the counter by %d\n", path, counted > "/dev/stderr"
+            }
+            printf "%s\t%d\t%d\t%.1f\t%.3f\t%.3f\t%d\t%s\t%.3f\t%.3f\t%.3f\t%.3f\t%s\n", s, c, r,
                 ok / (v["duration_us"] / 1e6), v["p50_us"] / 1000, v["p99_us"] / 1000, errors,
-                counted - ok, ds / tck / secs, dr / tck / secs, load / secs,
-                dm / tck / secs - ours
+                gap, ds / tck / secs, dr / tck / secs, load / secs,
+                dm / tck / secs - ours, per_visit
         }' "$work/wrk.$run" >>"$results"
-    tail -1 "$results" | awk -F'\t' '{printf "bench:   service %s c=%-3d round %d: %8.0f req/s  p50 %.3f ms  p99 %.3f ms  errors %d  gap %d\n", $1, $2, $3, $4, $5, $6, $7, $8}' >&2
+    tail -1 "$results" | awk -F'\t' '{printf "bench:   service %s%s c=%-3d round %d: %8.0f req/s  p50 %.3f ms  p99 %.3f ms  errors %d  gap %s  cmds/visit %s\n", $1, ($1 == "H" ? " (/health)" : ""), $2, $3, $4, $5, $6, $7, $8, $13}' >&2
 }
 
 declare -A rate_est
@@ -342,11 +367,12 @@ run_redis() { # concurrency round [calibrate]
         -v dr=$((r1 - r0)) -v dm=$((m1 - m0)) -v tck="$clk_tck" -v load="$(cat "$work/rb.$run.cpu")" 'BEGIN {
         secs = wall / 1e9
         other = dm / tck / secs - dr / tck / secs - load / secs
-        printf "redis\t%d\t%d\t%.1f\t%.3f\t%.3f\t-\t-\t-\t%.3f\t%.3f\t%.3f\n", c, r, rps, p50, p99,
+        printf "redis\t%d\t%d\t%.1f\t%.3f\t%.3f\t-\t-\t-\t%.3f\t%.3f\t%.3f\t-\n", c, r, rps, p50, p99,
             dr / tck / secs, load / secs, other }' >>"$results"
     log "  redis-benchmark c=$(printf '%-3d' "$c") round $r: $(printf '%8.0f' "$rps") ops/s  p50 $p50 ms  p99 $p99 ms"
 }
 
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 log "redis-server $redis_version on 127.0.0.1:$redis_port; service A on :$port_A${bin_b:+, B on :$port_B}"
 log "warming up"
 for s in "${subjects[@]}"; do
@@ -356,9 +382,11 @@ done
 for c in $concurrency; do
     run_redis "$c" 0 calibrate
     for r in $(seq "$rounds"); do
-        order=("${subjects[@]}")
-        if [ "$compare" = 1 ] && [ $((r % 2)) = 0 ]; then order=(B A); fi
-        for s in "${order[@]}"; do run_http "$s" "$c" "$r"; done
+        order=("${subjects[@]}" H)
+        if [ $((r % 2)) = 0 ]; then order=(H); [ "$compare" = 1 ] && order+=(B); order+=(A); fi
+        for s in "${order[@]}"; do
+            if [ "$s" = H ]; then run_http H "$c" "$r" /health; else run_http "$s" "$c" "$r"; fi
+        done
         run_redis "$c" "$r"
     done
 done
@@ -376,10 +404,12 @@ done
     echo "rounds=$rounds"
     echo "duration=$duration"
     echo "concurrency=$concurrency"
-    echo "subjects=${subjects[*]} redis"
+    echo "subjects=${subjects[*]} H redis"
     echo "loadgen=wrk $wrk_version -t$wrk_threads, GET / over keep-alive connections"
     echo "redis_version=redis-server $redis_version, redis-benchmark -t incr -P 1"
     echo "cores=$(nproc)"
+    echo "loadavg=$loadavg"
+    echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
     for s in "${subjects[@]}"; do
         echo "bin_$s=${bin[$s]}${envs[$s]:+ (env ${envs[$s]})}"
         echo "rss_idle_$s=${rss_idle[$s]}"

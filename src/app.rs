@@ -94,13 +94,12 @@ impl Application {
             config.redis_timeouts,
         )
         .map_err(StartError::Store)?;
-        let state = AppState {
-            store: Arc::new(store),
+        let state = AppState::new(
+            Arc::new(store),
             // Redis' own timeouts fire first; this bound only guards against the unforeseen.
-            store_deadline: config.redis_timeouts.connect + config.redis_timeouts.response,
-            request_timeout: config.request_timeout,
-            drain: Drain::default(),
-        };
+            config.redis_timeouts.connect + config.redis_timeouts.response,
+            config.request_timeout,
+        );
         Self::bind(config.bind, state, config.limits).await
     }
 
@@ -207,9 +206,10 @@ mod tests {
     struct Tally(AtomicI64);
 
     impl Store for Tally {
-        fn record_view(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
-            let views = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-            async move { Ok(views) }.boxed()
+        fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
+            let views = views as i64;
+            let total = self.0.fetch_add(views, Ordering::SeqCst) + views;
+            async move { Ok(total) }.boxed()
         }
 
         fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -235,12 +235,11 @@ mod tests {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 let store = Arc::new(Tally::default());
-                let app = router(AppState {
-                    store: store.clone(),
-                    store_deadline: Duration::from_secs(1),
-                    request_timeout: Duration::from_secs(5),
-                    drain: Drain::default(),
-                });
+                let app = router(AppState::new(
+                    store.clone(),
+                    Duration::from_secs(1),
+                    Duration::from_secs(5),
+                ));
                 let mut expected = 0;
                 for (method, path) in requests {
                     let Ok(request) = Request::builder()

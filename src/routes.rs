@@ -11,7 +11,7 @@ use axum::{
 use crate::{
     drain::Drain,
     error::{AppError, error_chain},
-    store::{Store, StoreError},
+    store::{BatchedCounter, Store, StoreError},
 };
 
 /// What every handler shares.
@@ -25,9 +25,23 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Set once a stop signal has arrived.
     pub drain: Drain,
+    /// Visits on their way to the store, counted together while a command is in flight.
+    views: BatchedCounter,
 }
 
 impl AppState {
+    /// The state for `store`: every visit goes through one [`BatchedCounter`] in front
+    /// of it, whose commands are bounded by `store_deadline` as each request is.
+    pub fn new(store: Arc<dyn Store>, store_deadline: Duration, request_timeout: Duration) -> Self {
+        Self {
+            views: BatchedCounter::new(Arc::clone(&store), store_deadline),
+            store,
+            store_deadline,
+            request_timeout,
+            drain: Drain::default(),
+        }
+    }
+
     /// Runs one store call, bounded by the deadline so that no store can stall a visitor.
     async fn call<T>(
         &self,
@@ -41,7 +55,7 @@ impl AppState {
 
 /// `GET /`: counts this view and tells the visitor the total.
 pub async fn page(State(state): State<AppState>) -> Result<Html<String>, AppError> {
-    let views = state.call(state.store.record_view()).await?;
+    let views = state.call(state.views.count_visit()).await?;
     Ok(Html(format!("This page has been seen {views} times.")))
 }
 

@@ -15,14 +15,20 @@ import time
 LOOPBACK = "127.0.0.1"
 
 
-def free_ports(count):
-    """Ports the kernel hands out as free, all distinct (held open until all are chosen)."""
+def free_ports(count, first=None):
+    """Ports the kernel hands out as free, all distinct (held open until all are chosen);
+    with BENCH_PORT_BASE set (or `first`), the ports from there on, checked to be free."""
+    base = os.environ.get("BENCH_PORT_BASE") if first is None else first
     socks = []
     try:
-        for _ in range(count):
+        for i in range(count):
             s = socket.socket()
-            s.bind((LOOPBACK, 0))
             socks.append(s)
+            if base is not None:
+                # A fixed port reused by consecutive starts may still be in TIME_WAIT,
+                # which the service's own listener (SO_REUSEADDR) does not mind either.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((LOOPBACK, 0 if base is None else int(base) + i))
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
@@ -67,8 +73,10 @@ def cold_start(binary, redis_port, starts, extra_env):
     env = dict(os.environ)
     env.update(extra_env)
     times = []
+    base = os.environ.get("BENCH_PORT_BASE")
     for _ in range(starts):
-        (port,) = free_ports(1)
+        # After the three ports the services and Redis hold.
+        (port,) = free_ports(1, None if base is None else int(base) + 3)
         argv = [
             binary,
             "--redis-url", f"redis://{LOOPBACK}:{redis_port}",
@@ -155,25 +163,26 @@ def summarize(results, meta_file):
         v = r.get(k, "")
         return None if v in ("", "-", "nan") else float(v)
 
-    subjects = meta["subjects"].split()  # e.g. "A redis" or "A B redis"
+    subjects = meta["subjects"].split()  # e.g. "A H redis" or "A B H redis"
+    services = [s for s in subjects if s not in ("H", "redis")]  # the GET / subjects
     concs = [int(c) for c in meta["concurrency"].split()]
-    labels = {"redis": "redis-benchmark INCR"}
-    for s in subjects:
-        if s != "redis":
-            labels[s] = f"service {s} GET /"
+    labels = {"redis": "redis-benchmark INCR", "H": "service A GET /health"}
+    for s in services:
+        labels[s] = f"service {s} GET /"
 
     print()
     print(f"page-tracker bench: {meta['rounds']} rounds x {meta['duration']}s per run, "
           f"subjects alternated each round; medians over rounds")
     print(f"  load: {meta['loadgen']}; redis: {meta['redis_version']}; "
           f"{meta['cores']} cores shared by load generator, service and Redis")
-    for s in subjects:
-        if s != "redis":
-            print(f"  service {s}: {meta['bin_' + s]}")
+    for s in services:
+        print(f"  service {s}: {meta['bin_' + s]}")
+    print(f"  machine load average (1, 5, 15 min): {meta.get('loadavg', '?')} at the start, "
+          f"{meta.get('loadavg_end', '?')} at the end")
     print()
     hdr = (f"{'subject':<22}{'c':>4}{'req|ops/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
            f"{'errors':>8}{'gap':>6}{'cpu svc':>9}{'cpu redis':>10}{'cpu load':>9}"
-           f"{'svc us/req':>11}{'other':>7}  per-round req|ops/s")
+           f"{'svc us/req':>11}{'other':>7}{'cmd/visit':>10}  per-round req|ops/s")
     print(hdr)
     print("-" * len(hdr))
     medians = {}
@@ -201,17 +210,22 @@ def summarize(results, meta_file):
             us_req = (None if s == "redis" or not rate or cpu_svc is None
                       else cpu_svc / rate * 1e6)
             per_round = " ".join(f"{num(r, 'rate'):.0f}" for r in rs)
+            # Redis commands that counted views, per view counted: 1 without batching.
+            per_visit = med([num(r, "cmds_per_visit") for r in rs])
             print(f"{labels[s]:<22}{c:>4}{fmt(rate, '.0f'):>11}{fmt(p50, '.3f'):>9}"
                   f"{fmt(p99, '.3f'):>9}{errors:>8}{gap:>6}{fmt(cpu_svc, '.2f'):>9}"
                   f"{fmt(cpu_redis, '.2f'):>10}{fmt(cpu_load, '.2f'):>9}"
-                  f"{fmt(us_req, '.1f'):>11}{fmt(cpu_other, '.2f'):>7}  {per_round}")
-        for s in subjects:
-            if s != "redis" and medians.get((s, c)) and medians.get(("redis", c)):
-                print(f"{'  ratio ' + s + '/redis':<22}{c:>4}"
-                      f"{medians[(s, c)] / medians[('redis', c)]:>11.2f}")
+                  f"{fmt(us_req, '.1f'):>11}{fmt(cpu_other, '.2f'):>7}"
+                  f"{fmt(per_visit, '.3f'):>10}  {per_round}")
+        for s in services:
+            for base, name in (("redis", "redis"), ("H", "health")):
+                if medians.get((s, c)) and medians.get((base, c)):
+                    print(f"{'  ratio ' + s + '/' + name:<22}{c:>4}"
+                          f"{medians[(s, c)] / medians[(base, c)]:>11.2f}")
         print()
     print("cpu columns: cores busy during the run (utime+stime / wall); "
           "svc us/req = service CPU per request;")
+    print("cmd/visit: Redis INCR/INCRBY commands per view counted (INFO commandstats);")
     print("other: the most CPU (cores) that anything but these processes used in one of the rounds,")
     print("       interrupt time included; about 0 on a quiet machine (small negative values are")
     print("       tick-accounting noise)")
@@ -224,9 +238,7 @@ def summarize(results, meta_file):
     # up to the requests still in flight when the load generator's deadline cut them.
     problems = 0
     print("counter check (GET page_views after - before, minus 2xx answers wrk counted):")
-    for s in subjects:
-        if s == "redis":
-            continue
+    for s in services:
         for c in concs:
             rs = [r for r in rows if r["subject"] == s and int(r["c"]) == c]
             gaps = [int(float(r["gap"])) for r in rs if r.get("gap") not in ("", "-")]
@@ -235,14 +247,12 @@ def summarize(results, meta_file):
             print(f"  service {s} c={c:<3} gaps per round: {' '.join(map(str, gaps))}"
                   f"  -> {'OK' if not bad else 'UNEXPLAINED'}")
     print("  a gap of 0..c is expected: wrk stops at its deadline with up to c requests")
-    print("  in flight; the service has already sent their INCR (counted in Redis) but")
+    print("  in flight; the service has already sent their INCRBY (counted in Redis) but")
     print("  wrk closes the sockets without counting the answers. A negative gap or one")
     print("  above c would mean lost or double counts.")
     print()
 
-    for s in subjects:
-        if s == "redis":
-            continue
+    for s in services:
         idle = int(meta.get(f"rss_idle_{s}", "0"))
         peak = int(meta.get(f"rss_peak_{s}", "0"))
         hwm = int(meta.get(f"rss_hwm_{s}", "0"))
@@ -257,11 +267,11 @@ def summarize(results, meta_file):
 
     top = max(concs)
     print("targets:")
-    for s in subjects:
-        if s == "redis":
-            continue
+    for s in services:
         rate, rb = medians.get((s, top)), medians.get(("redis", top))
         ratio = rate / rb if rate and rb else None
+        health = medians.get(("H", top))
+        ceiling = rate / health if rate and health else None
         rs = [r for r in rows if r["subject"] == s and int(r["c"]) == top]
         p99 = med([num(r, "p99_ms") for r in rs])
         peak = int(meta.get(f"rss_peak_{s}", "0")) / 1024
@@ -271,17 +281,22 @@ def summarize(results, meta_file):
         def mark(ok):
             return "met" if ok else "NOT met"
 
-        print(f"  service {s}: ratio at c={top} {fmt(ratio, '.2f')} (>= 0.90: "
-              f"{mark(ratio is not None and ratio >= 0.9)}); p99 at c={top} {fmt(p99, '.3f')} ms "
+        print(f"  service {s}: GET / ÷ GET /health at c={top} {fmt(ceiling, '.2f')} (>= 0.95: "
+              f"{mark(ceiling is not None and ceiling >= 0.95)}); GET / ÷ redis-benchmark INCR "
+              f"{fmt(ratio, '.2f')} (>= 1.00: "
+              f"{mark(ratio is not None and ratio >= 1.0)}); p99 at c={top} {fmt(p99, '.3f')} ms "
               f"(<= 2 ms: {mark(p99 is not None and p99 <= 2)}); RSS under load {peak:.1f} MB "
               f"(<= 10 MB: {mark(0 < peak <= 10)}); cold start {fmt(cold, '.2f')} ms "
               f"(<= 20 ms: {mark(cold is not None and cold <= 20)})")
     if problems:
         print(f"COUNTER CHECK FAILED in {problems} run(s)")
     print()
-    first = next(s for s in subjects if s != "redis")
+    first = services[0]
     rate, rb = medians.get((first, top)), medians.get(("redis", top))
+    health = medians.get(("H", top))
+    ceiling = rate / health if rate and health else float("nan")
     ratio = rate / rb if rate and rb else float("nan")
+    print(f"service/health throughput ratio at c={top}: {ceiling:.2f}")
     print(f"service/redis-incr throughput ratio at c={top}: {ratio:.2f}")
     return 1 if problems else 0
 

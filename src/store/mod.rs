@@ -1,11 +1,14 @@
-//! Where page views are kept: the [`Store`] trait and its Redis implementation.
+//! Where page views are kept: the [`Store`] trait, its Redis implementation, and the
+//! [`BatchedCounter`] that lets concurrent visits share one command.
 
+mod batch;
 mod redis_store;
 
-use std::{error::Error as StdError, time::Duration};
+use std::{error::Error as StdError, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 
+pub use batch::BatchedCounter;
 pub use redis_store::{RedisStore, RedisTimeouts};
 
 /// The Redis key holding the number of page views.
@@ -19,11 +22,16 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// Methods return boxed futures so that the application can hold any store as
 /// `Arc<dyn Store>`: Redis in production, a double in unit tests.
 pub trait Store: Send + Sync + 'static {
-    /// Adds one view and returns the new total.
+    /// Adds `views` (at least one) in one command and returns the new total.
     ///
     /// Implementations must never retry an increment whose outcome is unknown:
-    /// a retried increment may count the same visit twice.
-    fn record_view(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// a retried increment may count the same visits twice.
+    fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>>;
+
+    /// Adds one view and returns the new total.
+    fn record_view(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.add_views(1)
+    }
 
     /// Checks that the store answers, without changing anything.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -41,4 +49,11 @@ pub enum StoreError {
     /// The store answered with an error.
     #[error("the store rejected the command")]
     Rejected(#[source] BoxError),
+    /// The one command that counted this visit together with others failed.
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
+    /// The command meant to count this visit was dropped before it was sent or
+    /// answered, as when the service stops.
+    #[error("the count was abandoned before the store answered")]
+    Abandoned,
 }

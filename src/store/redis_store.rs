@@ -26,7 +26,7 @@ pub struct RedisTimeouts {
     pub response: Duration,
 }
 
-/// Counts page views with `INCR` on a Redis server.
+/// Counts page views with `INCRBY` on a Redis server.
 ///
 /// Why not redis-rs' `ConnectionManager`: it retries connecting with backoff
 /// (seconds per request while Redis is down) and, with retries disabled, hands
@@ -176,9 +176,13 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    fn record_view(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
-        // Sent once: an INCR that timed out may still have run, so a retry could count twice.
-        async move { self.query(redis::cmd("INCR").arg(PAGE_VIEWS_KEY)).await }.boxed()
+    fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
+        // Sent once: an INCRBY that timed out may still have run, so a retry could count twice.
+        async move {
+            self.query(redis::cmd("INCRBY").arg(PAGE_VIEWS_KEY).arg(views))
+                .await
+        }
+        .boxed()
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {

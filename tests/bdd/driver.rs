@@ -74,6 +74,8 @@ pub trait Counter: Send + Sync {
     fn set(&self, views: i64) -> BoxFuture<'_, Result<()>>;
     /// The number of views recorded so far (0 when none).
     fn get(&self) -> BoxFuture<'_, Result<i64>>;
+    /// How many commands have added views so far, however many each added.
+    fn counting_commands(&self) -> BoxFuture<'_, Result<u64>>;
 }
 
 /// Ways a level can take the store away and bring it back.

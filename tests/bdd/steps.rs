@@ -19,6 +19,9 @@ const SLACK: Duration = Duration::from_millis(500);
 const DRAIN_WAIT: Duration = Duration::from_secs(15);
 /// How long after the visits start the stop signal is sent.
 const IN_FLIGHT_DELAY: Duration = Duration::from_millis(100);
+/// Between visitors arriving shortly one after another: long enough to fix the order
+/// in which they reach the service, short enough for all to arrive during a slow count.
+const ARRIVAL_GAP: Duration = Duration::from_millis(40);
 
 // --- Given -----------------------------------------------------------------
 
@@ -82,6 +85,21 @@ async fn visitors_one_after_another(world: &mut PageTrackerWorld, visitors: usiz
 async fn visitors_at_once(world: &mut PageTrackerWorld, visitors: usize) -> Result<()> {
     let driver = world.driver()?;
     let visits = (0..visitors).map(|_| driver.request("GET", "/"));
+    world.replies = try_join_all(visits).await?;
+    Ok(())
+}
+
+#[when(expr = "{int} visitors open the page shortly one after another")]
+async fn visitors_shortly_one_after_another(
+    world: &mut PageTrackerWorld,
+    visitors: u32,
+) -> Result<()> {
+    let driver = world.driver()?;
+    // Each sets off before the one ahead is answered.
+    let visits = (0..visitors).map(|place| async move {
+        tokio::time::sleep(ARRIVAL_GAP * place).await;
+        driver.request("GET", "/").await
+    });
     world.replies = try_join_all(visits).await?;
     Ok(())
 }
@@ -210,6 +228,72 @@ async fn the_visitors_are_told_the_counts(
     for reply in &world.replies {
         ensure!(reply.status == 200, "a visit answered {}", reply.status);
     }
+    Ok(())
+}
+
+#[then(expr = "the visitors are told every count from {int} to {int} exactly once")]
+async fn told_every_count_once(world: &mut PageTrackerWorld, first: i64, last: i64) -> Result<()> {
+    let mut told: Vec<_> = world
+        .replies
+        .iter()
+        .map(|reply| reply.body.clone())
+        .collect();
+    let mut expected: Vec<_> = (first..=last).map(count_message).collect();
+    told.sort();
+    expected.sort();
+    ensure!(
+        told == expected,
+        "the {} visitors were not told each count from {first} to {last} once: {:?}",
+        world.replies.len(),
+        told.iter()
+            .filter(|body| !expected.contains(body))
+            .collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[then(expr = "the first visitor is told {string}")]
+async fn the_first_visitor_is_told(world: &mut PageTrackerWorld, message: String) -> Result<()> {
+    let first = world.replies.first().context("nobody visited")?;
+    ensure!(
+        first.status == 200 && first.body == message,
+        "the first visitor got {} {:?}",
+        first.status,
+        first.body
+    );
+    Ok(())
+}
+
+#[then(expr = "the other {int} visitors are given the apology {string}")]
+async fn the_others_are_given_the_apology(
+    world: &mut PageTrackerWorld,
+    others: usize,
+    apology: String,
+) -> Result<()> {
+    let rest = world.replies.get(1..).unwrap_or_default();
+    ensure!(
+        rest.len() == others,
+        "expected {others} other visitors, there were {}",
+        rest.len()
+    );
+    for reply in rest {
+        ensure!(
+            reply.status == 500 && reply.body == apology,
+            "a visitor got {} {:?}",
+            reply.status,
+            reply.body
+        );
+    }
+    Ok(())
+}
+
+#[then(expr = "the page-view store was updated {int} times")]
+async fn the_store_was_updated(world: &mut PageTrackerWorld, commands: u64) -> Result<()> {
+    let counted = world.driver()?.counter.counting_commands().await?;
+    ensure!(
+        counted == commands,
+        "the store was asked to add views {counted} times, expected {commands}"
+    );
     Ok(())
 }
 

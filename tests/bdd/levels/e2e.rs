@@ -75,6 +75,10 @@ impl Stack {
             Some("the test-service cannot bring the deployed Redis back")
         } else if has("shutdown") {
             Some("the test-service cannot stop the deployed service")
+        } else if has("own-store") {
+            Some(
+                "the deployed Redis is shared: it cannot be slowed down, and its command statistics cover its whole life",
+            )
         } else {
             None
         }

@@ -257,6 +257,31 @@ impl Counter for RedisCounter {
     fn get(&self) -> BoxFuture<'_, Result<i64>> {
         async move { Ok(self.get_raw().await?.unwrap_or(0)) }.boxed()
     }
+
+    fn counting_commands(&self) -> BoxFuture<'_, Result<u64>> {
+        async move {
+            // Server-wide figures: meaningful where the scenario has the Redis to itself.
+            let stats: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(&mut self.connection.clone())
+                .await?;
+            Ok(counting_calls(&stats))
+        }
+        .boxed()
+    }
+}
+
+/// Calls of INCR and INCRBY in the text of `INFO commandstats`.
+fn counting_calls(stats: &str) -> u64 {
+    stats
+        .lines()
+        .filter_map(|line| {
+            let (command, figures) = line.split_once(':')?;
+            matches!(command, "cmdstat_incr" | "cmdstat_incrby").then_some(figures)
+        })
+        .filter_map(|figures| figures.split(',').find_map(|f| f.strip_prefix("calls=")))
+        .filter_map(|calls| calls.parse::<u64>().ok())
+        .sum()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

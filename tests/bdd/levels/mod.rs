@@ -12,8 +12,9 @@ use cucumber::gherkin;
 
 use crate::driver::Driver;
 
-/// Scenarios with these tags disturb the store or the server, so they get their own.
-const DISTURBING_TAGS: [&str; 2] = ["outage", "shutdown"];
+/// Scenarios with these tags disturb the store or the server, or read the store's
+/// command statistics, so they get their own.
+const DISTURBING_TAGS: [&str; 3] = ["outage", "shutdown", "own-store"];
 
 /// How far from the code the scenarios run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

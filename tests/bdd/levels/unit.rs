@@ -4,7 +4,7 @@ use std::{
     io,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -13,25 +13,19 @@ use anyhow::Result;
 use futures::future::{BoxFuture, FutureExt};
 use page_tracker::{
     app::router,
-    drain::Drain,
     routes::AppState,
     store::{Store, StoreError},
 };
 
 use crate::driver::{App, Counter, Driver, Outages};
 
-/// Short, so that a frozen store costs a scenario little time.
-const STORE_WAIT: Duration = Duration::from_millis(200);
+/// Redis' response timeout, so that a slow store holds a count as long as it may there.
+const STORE_WAIT: Duration = Duration::from_millis(500);
 
 /// A fresh application and store double for one scenario.
 pub fn driver() -> Driver {
     let store = Arc::new(StoreDouble::default());
-    let state = AppState {
-        store: store.clone(),
-        store_deadline: STORE_WAIT,
-        request_timeout: Duration::from_secs(10),
-        drain: Drain::default(),
-    };
+    let state = AppState::new(store.clone(), STORE_WAIT, Duration::from_secs(10));
     Driver {
         app: App::InProcess(router(state)),
         counter: Box::new(store.clone()),
@@ -54,10 +48,12 @@ enum Health {
     StalledUntil(tokio::time::Instant),
 }
 
-/// An in-memory store that counts like `INCR` and fails on demand.
+/// An in-memory store that counts like `INCRBY` and fails on demand.
 #[derive(Debug, Default)]
 pub struct StoreDouble {
     views: AtomicI64,
+    /// Counting commands received, as Redis' command statistics count them.
+    commands: AtomicU64,
     health: Mutex<Health>,
 }
 
@@ -70,29 +66,48 @@ impl StoreDouble {
         *self.health.lock().unwrap_or_else(PoisonError::into_inner) = health;
     }
 
-    async fn answer<T>(&self, value: impl FnOnce() -> T) -> Result<T, StoreError> {
+    async fn answer<T>(
+        &self,
+        value: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         match self.health() {
-            Health::Up => Ok(value()),
+            Health::Up => value(),
             Health::Down => Err(StoreError::Unreachable(Box::new(io::Error::from(
                 io::ErrorKind::ConnectionRefused,
             )))),
             Health::Frozen => std::future::pending().await,
             Health::StalledUntil(until) => {
                 tokio::time::sleep_until(until).await;
-                Ok(value())
+                value()
             }
         }
+    }
+
+    /// Adds `views` unless the total would pass the largest count, as `INCRBY` refuses to.
+    fn add(&self, views: u64) -> Result<i64, StoreError> {
+        let overflow = || {
+            StoreError::Rejected(Box::new(io::Error::other(
+                "increment or decrement would overflow",
+            )))
+        };
+        let views = i64::try_from(views).map_err(|_| overflow())?;
+        self.views
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |total| {
+                total.checked_add(views)
+            })
+            .map(|before| before + views)
+            .map_err(|_| overflow())
     }
 }
 
 impl Store for StoreDouble {
-    fn record_view(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
-        self.answer(|| self.views.fetch_add(1, Ordering::SeqCst) + 1)
-            .boxed()
+    fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.commands.fetch_add(1, Ordering::SeqCst);
+        self.answer(move || self.add(views)).boxed()
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.answer(|| ()).boxed()
+        self.answer(|| Ok(())).boxed()
     }
 }
 
@@ -105,6 +120,11 @@ impl Counter for Arc<StoreDouble> {
     fn get(&self) -> BoxFuture<'_, Result<i64>> {
         let views = self.views.load(Ordering::SeqCst);
         async move { Ok(views) }.boxed()
+    }
+
+    fn counting_commands(&self) -> BoxFuture<'_, Result<u64>> {
+        let commands = self.commands.load(Ordering::SeqCst);
+        async move { Ok(commands) }.boxed()
     }
 }
 

@@ -1,0 +1,398 @@
+//! Visits that arrive while a count is being saved share the next command.
+//!
+//! One command is in flight at a time. A visitor joins the queue; if no command is in
+//! flight, a sender task starts at once with everyone queued (a lone visitor waits for
+//! nothing). Whoever arrives while that command is out forms the next batch, sent as
+//! soon as the answer is in: `k` visitors cost one `INCRBY k`, and the total `v` it
+//! returns gives them the counts `v-k+1 ..= v` in the order they joined.
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use tokio::sync::oneshot;
+
+use super::{Store, StoreError};
+
+type Waiter = oneshot::Sender<Result<i64, StoreError>>;
+
+/// Counts visits through any [`Store`], one command for all who arrive together.
+#[derive(Clone)]
+pub struct BatchedCounter {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    /// The longest one command may take; its whole batch is apologised to after that.
+    deadline: Duration,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Visitors whose count has not been sent yet, in the order they arrived.
+    waiting: Vec<Waiter>,
+    /// Whether a sender task is running; it takes whoever waits when its command is done.
+    sending: bool,
+}
+
+impl BatchedCounter {
+    /// Batches counts in front of `store`, bounding each command by `deadline`.
+    pub fn new(store: Arc<dyn Store>, deadline: Duration) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                deadline,
+                queue: Mutex::new(Queue::default()),
+            }),
+        }
+    }
+
+    /// Counts one visit and returns its own count.
+    ///
+    /// The visit joins the queue when this is called, not when the future is first
+    /// polled. Dropping the future does not withdraw a count already sent: it is
+    /// applied anyway, the visitor simply does not hear it. A visitor who leaves
+    /// before the count is sent is not counted. Call it within a Tokio runtime, as
+    /// every request handler is: the commands are sent from a task of their own.
+    pub fn count_visit(&self) -> impl Future<Output = Result<i64, StoreError>> + Send + 'static {
+        let (waiter, answer) = oneshot::channel();
+        let start = {
+            let mut queue = lock(&self.shared.queue);
+            queue.waiting.push(waiter);
+            !std::mem::replace(&mut queue.sending, true)
+        };
+        if start {
+            // Its own task: a visitor who hangs up must not take the others' command with it.
+            tokio::spawn(send_batches(Arc::clone(&self.shared)));
+        }
+        async move { answer.await.unwrap_or(Err(StoreError::Abandoned)) }
+    }
+}
+
+/// Sends one command per batch until nobody waits.
+async fn send_batches(shared: Arc<Shared>) {
+    let mut sender = Sender {
+        shared: &shared,
+        batch: Vec::new(),
+        running: true,
+    };
+    loop {
+        {
+            let mut queue = lock(&shared.queue);
+            // Visitors who left before their count was sent are not counted.
+            queue.waiting.retain(|waiter| !waiter.is_closed());
+            if queue.waiting.is_empty() {
+                queue.sending = false;
+                sender.running = false;
+                return;
+            }
+            std::mem::swap(&mut queue.waiting, &mut sender.batch);
+        }
+        let views = sender.batch.len() as u64;
+        let outcome = tokio::time::timeout(shared.deadline, shared.store.add_views(views))
+            .await
+            .unwrap_or(Err(StoreError::TimedOut(shared.deadline)));
+        match outcome {
+            Ok(total) => {
+                let first = total.wrapping_sub(views as i64 - 1);
+                for (offset, waiter) in sender.batch.drain(..).enumerate() {
+                    let _ = waiter.send(Ok(first.wrapping_add(offset as i64)));
+                }
+            }
+            Err(err) => {
+                // One failure, told to everyone the command counted. A timed-out
+                // count may still have been applied, so it is never sent again.
+                let err = Arc::new(err);
+                for waiter in sender.batch.drain(..) {
+                    let _ = waiter.send(Err(StoreError::Shared(Arc::clone(&err))));
+                }
+            }
+        }
+    }
+}
+
+/// The running sender task. Should it end before the queue is empty (a panicking
+/// store, a runtime shutting down), everyone waiting is told the count was abandoned
+/// and the next visitor starts a new sender.
+struct Sender<'a> {
+    shared: &'a Shared,
+    /// The visitors whose command is in flight.
+    batch: Vec<Waiter>,
+    running: bool,
+}
+
+impl Drop for Sender<'_> {
+    fn drop(&mut self) {
+        if self.running {
+            let mut queue = lock(&self.shared.queue);
+            queue.waiting.clear();
+            queue.sending = false;
+        }
+    }
+}
+
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    // The queue is consistent between statements, so it stays usable after a panic.
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::VecDeque,
+        io,
+        sync::atomic::{AtomicI64, Ordering},
+    };
+
+    use futures::future::{BoxFuture, FutureExt};
+    use proptest::prelude::*;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    /// What a visitor heard: a count, or the apology's cause.
+    type Answer = Result<i64, String>;
+
+    /// How a held command ends.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Outcome {
+        Counted,
+        Refused,
+        /// The store gave up waiting; the count was applied or not, nobody knows.
+        TimedOut {
+            applied: bool,
+        },
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Event {
+        Arrive,
+        /// The visitor at this place (modulo those who came) hangs up.
+        Leave(usize),
+        /// The command in flight ends.
+        Answer(Outcome),
+    }
+
+    struct Held {
+        end: oneshot::Sender<Outcome>,
+    }
+
+    /// A store whose commands wait until the test ends them, one by one.
+    #[derive(Default)]
+    struct HeldStore {
+        total: AtomicI64,
+        held: Mutex<VecDeque<Held>>,
+        /// Views per command sent, and how each ended.
+        log: Mutex<Vec<(u64, Option<Outcome>)>>,
+    }
+
+    impl Store for HeldStore {
+        fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
+            let (end, ended) = oneshot::channel();
+            self.held.lock().unwrap().push_back(Held { end });
+            let command = {
+                let mut log = self.log.lock().unwrap();
+                log.push((views, None));
+                log.len() - 1
+            };
+            async move {
+                let outcome = ended.await.expect("the test ends every command");
+                self.log.lock().unwrap()[command].1 = Some(outcome);
+                let add = || self.total.fetch_add(views as i64, Ordering::SeqCst) + views as i64;
+                match outcome {
+                    Outcome::Counted => Ok(add()),
+                    Outcome::Refused => Err(StoreError::Rejected(Box::new(io::Error::other("no")))),
+                    Outcome::TimedOut { applied } => {
+                        if applied {
+                            add();
+                        }
+                        Err(StoreError::TimedOut(Duration::from_millis(1)))
+                    }
+                }
+            }
+            .boxed()
+        }
+
+        fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+            async { Ok(()) }.boxed()
+        }
+    }
+
+    /// Lets every task run until all wait on something only the test can do.
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn events() -> impl Strategy<Value = Vec<Event>> {
+        let outcome = prop_oneof![
+            6 => Just(Outcome::Counted),
+            1 => Just(Outcome::Refused),
+            1 => any::<bool>().prop_map(|applied| Outcome::TimedOut { applied }),
+        ];
+        let event = prop_oneof![
+            6 => Just(Event::Arrive),
+            1 => any::<usize>().prop_map(Event::Leave),
+            4 => outcome.prop_map(Event::Answer),
+        ];
+        proptest::collection::vec(event, 1..80)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Whatever the arrivals, departures and failures: one command at a time, each
+        /// visitor in at most one command, distinct counts rising in arrival order,
+        /// and the total grows by the counts told plus only what nobody could be told.
+        #[test]
+        fn batches_count_everyone_once(events in events(), start in 0..1000i64) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(check(events, start));
+        }
+    }
+
+    async fn check(events: Vec<Event>, start: i64) {
+        let store = Arc::new(HeldStore::default());
+        store.total.store(start, Ordering::SeqCst);
+        let counter = BatchedCounter::new(store.clone(), Duration::from_secs(3600));
+        let answers: Arc<Mutex<Vec<Option<Answer>>>> = Arc::default();
+        let mut visitors: Vec<JoinHandle<()>> = Vec::new();
+        let mut left = Vec::new();
+
+        let end_next = |outcome| {
+            if let Some(held) = store.held.lock().unwrap().pop_front() {
+                let _ = held.end.send(outcome);
+            }
+        };
+        for event in events
+            .into_iter()
+            .chain(std::iter::repeat_n(Event::Answer(Outcome::Counted), 100))
+        {
+            match event {
+                Event::Arrive => {
+                    let place = visitors.len();
+                    answers.lock().unwrap().push(None);
+                    let visit = counter.count_visit();
+                    let answers = Arc::clone(&answers);
+                    visitors.push(tokio::spawn(async move {
+                        let answer = visit.await.map_err(|err| err.to_string());
+                        answers.lock().unwrap()[place] = Some(answer);
+                    }));
+                }
+                Event::Leave(place) if !visitors.is_empty() => {
+                    let place = place % visitors.len();
+                    if answers.lock().unwrap()[place].is_none() {
+                        visitors[place].abort();
+                        left.push(place);
+                    }
+                }
+                Event::Leave(_) => {}
+                Event::Answer(outcome) => end_next(outcome),
+            }
+            settle().await;
+            // One command in flight at most, and never idle while someone waits.
+            let held = store.held.lock().unwrap().len();
+            assert!(held <= 1, "{held} commands in flight");
+            let waiting = answers
+                .lock()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .filter(|(place, answer)| answer.is_none() && !left.contains(place))
+                .count();
+            assert!(
+                waiting == 0 || held == 1,
+                "{waiting} visitors wait and no command is out"
+            );
+        }
+
+        let answers = answers.lock().unwrap().clone();
+        let log = store.log.lock().unwrap().clone();
+        let total = store.total.load(Ordering::SeqCst);
+        let told: Vec<i64> = answers.iter().filter_map(|a| a.clone()?.ok()).collect();
+        let apologised = answers.iter().filter(|a| matches!(a, Some(Err(_)))).count();
+        let arrived = answers.len();
+
+        // Everyone who stayed heard; the counts told are distinct and rise in arrival order.
+        for (place, answer) in answers.iter().enumerate() {
+            assert!(
+                answer.is_some() || left.contains(&place),
+                "visitor {place} never heard"
+            );
+        }
+        assert!(
+            told.windows(2).all(|pair| pair[0] < pair[1]),
+            "counts out of order: {told:?}"
+        );
+
+        let sent = |filter: &dyn Fn(Outcome) -> bool| -> u64 {
+            log.iter()
+                .filter(|(_, o)| o.is_some_and(filter))
+                .map(|(views, _)| views)
+                .sum()
+        };
+        let counted = sent(&|o| o == Outcome::Counted);
+        let refused = sent(&|o| o == Outcome::Refused);
+        let unknown_applied = sent(&|o| o == Outcome::TimedOut { applied: true });
+        let unknown = sent(&|o| matches!(o, Outcome::TimedOut { .. }));
+        let all: u64 = log.iter().map(|(views, _)| views).sum();
+        let left = left.len() as u64;
+
+        // No visitor is sent twice, every one who stayed is sent.
+        assert!(
+            all <= arrived as u64 && all + left >= arrived as u64,
+            "{all} views sent for {arrived} visitors, {left} left"
+        );
+        // A command's outcome is told to exactly its visitors (but those who left).
+        assert!(told.len() as u64 <= counted && told.len() as u64 + left >= counted);
+        assert!(
+            apologised as u64 <= refused + unknown && apologised as u64 + left >= refused + unknown
+        );
+        // The total grows by the counts told, plus those nobody could be told.
+        let growth = (total - start) as u64;
+        assert_eq!(growth, counted + unknown_applied);
+        assert!(
+            growth >= told.len() as u64 && growth <= told.len() as u64 + unknown_applied + left
+        );
+        // Without departures or unknown outcomes, the counts told are exactly start+1 ..= total.
+        if left == 0 && unknown_applied == 0 {
+            assert_eq!(told, (start + 1..=total).collect::<Vec<_>>());
+        }
+    }
+
+    /// A store that never answers: the batch is apologised to after the deadline, and
+    /// the next visitor is sent at once in a batch of its own.
+    #[tokio::test(start_paused = true)]
+    async fn a_command_that_never_ends_is_given_up_after_the_deadline() {
+        struct Silent(AtomicI64);
+        impl Store for Silent {
+            fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
+                if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                    std::future::pending().boxed()
+                } else {
+                    async move { Ok(views as i64) }.boxed()
+                }
+            }
+            fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+                async { Ok(()) }.boxed()
+            }
+        }
+        let counter = BatchedCounter::new(
+            Arc::new(Silent(AtomicI64::new(0))),
+            Duration::from_millis(500),
+        );
+        let first = counter.count_visit();
+        let (first, second) = tokio::join!(first, async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            counter.count_visit().await
+        });
+        assert!(
+            matches!(first, Err(StoreError::Shared(ref err)) if matches!(**err, StoreError::TimedOut(_)))
+        );
+        assert_eq!(second.unwrap(), 1);
+    }
+}
