@@ -17,6 +17,8 @@ pub struct PageTrackerWorld {
     pub server: Option<Stoppable>,
     /// Whether a step has stopped the server.
     pub stopped: bool,
+    /// The store's count of connections received when a step started watching it.
+    pub connections_before: Option<u64>,
 }
 
 impl std::fmt::Debug for PageTrackerWorld {

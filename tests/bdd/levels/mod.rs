@@ -12,8 +12,9 @@ use cucumber::gherkin;
 
 use crate::driver::Driver;
 
-/// Scenarios with these tags disturb the store or the server, so they get their own.
-const DISTURBING_TAGS: [&str; 2] = ["outage", "shutdown"];
+/// Scenarios with these tags disturb the store or the server, or count the store's
+/// connections, so they get their own.
+const DISTURBING_TAGS: [&str; 3] = ["outage", "shutdown", "connections"];
 
 /// How far from the code the scenarios run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,6 +67,10 @@ impl Environment {
     pub async fn driver(&self, scenario: &gherkin::Scenario) -> Result<Driver> {
         match self {
             Self::Unit => Ok(unit::driver()),
+            // The real binary, so the stop is a real signal to a real process.
+            Self::Integration(_) if scenario.tags.iter().any(|tag| tag == "shutdown") => {
+                integration::driver_with_own_redis_and_process().await
+            }
             Self::Integration(_) if takes_the_store_away(scenario) => {
                 integration::driver_with_own_redis().await
             }
@@ -83,6 +88,9 @@ impl Environment {
             }
             Self::Unit if has("shutdown") => {
                 Some("no server to stop: the router is called in process")
+            }
+            Self::Unit if has("connections") => {
+                Some("the store double has no connections to count")
             }
             Self::Unit | Self::Integration(_) => None,
             Self::E2e(stack) => stack.cannot_run(&scenario.tags),
