@@ -32,7 +32,7 @@ Feature: Carrying on after the page-view store restarts
     Given a visitor has opened the page
     And the page-view store stops answering
     And a visitor has opened the page
-    And the page-view store is back
+    And the page-view store has come back
     And the store starts counting the connections it receives
     When 5 visitors open the page one after another
     Then every visitor sees the page

@@ -375,6 +375,11 @@ async fn request_too_large(world: &mut PageTrackerWorld) -> Result<()> {
 
 // --- Connections to the store ------------------------------------------------
 
+#[given("the page-view store has come back")]
+async fn store_has_come_back(world: &mut PageTrackerWorld) -> Result<()> {
+    world.driver()?.outages()?.restore().await
+}
+
 #[given("the store starts counting the connections it receives")]
 async fn store_starts_counting_connections(world: &mut PageTrackerWorld) -> Result<()> {
     world.connections_before = Some(world.driver()?.outages()?.connections_received().await?);
