@@ -18,7 +18,6 @@ Feature: Carrying on after the page-view store restarts
     When 10 visitors open the page at the same moment
     Then the visitors are told the counts 42 to 51 between them
 
-
   @connections
   Scenario: Visitors one after another are served over one connection to the store
     Given a visitor has opened the page
