@@ -243,6 +243,7 @@ mutants_in_diff() {
     local base=${GATE_MUTANTS_BASE:-main} diff=$LOGS/mutants.diff
     cargo_mutants_tool || return 1
     cargo mutants --version
+    rm -rf "$LOGS/mutants.out"
     git diff "$(git merge-base "$base" HEAD)" -- src/ >"$diff" || return 1
     if [ ! -s "$diff" ]; then
         echo "gate: no change in src/ since $base: no mutants to test"
@@ -250,8 +251,9 @@ mutants_in_diff() {
     fi
     # In place: a copy of the tree would rebuild every dependency. cargo-mutants puts
     # each file back after its mutant (also on Ctrl-C); the stage runs last.
-    nice cargo mutants --in-place --in-diff "$diff" --output "$LOGS" &&
-        scripts/mutants-score.sh "$LOGS/mutants.out"
+    nice cargo mutants --in-place --in-diff "$diff" --output "$LOGS" || return 1
+    # No outcomes when the changed lines hold no code to mutate (tests, comments).
+    [ ! -f "$LOGS/mutants.out/outcomes.json" ] || scripts/mutants-score.sh "$LOGS/mutants.out"
 }
 
 living_doc() {
