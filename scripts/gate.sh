@@ -3,6 +3,7 @@
 #
 #   base-images  fmt  clippy  deny  hadolint  yamllint  workflow-schema  compose-schema
 #   zizmor  gherkin  kubernetes  test (unit + integration)  e2e  rollout  living-doc
+#   mutants (only when asked for: cargo mutants on the lines changed since the base branch)
 #
 # A failed stage does not stop the run (unless --fail-fast): every stage reports,
 # the summary lists them all, and the exit status is non-zero if any failed. The
@@ -16,20 +17,25 @@
 # and gcc (jemalloc's build needs them), and chromium (the living documentation is
 # opened in it), are installed with apt-get when missing and the gate runs as root.
 #
-#   scripts/gate.sh                    everything
+#   scripts/gate.sh                    every stage but mutants
 #   scripts/gate.sh --skip-e2e         all but the e2e stage (also GATE_SKIP_E2E=1)
 #   scripts/gate.sh --skip STAGE ...   leave out stages by name (also GATE_SKIP="e2e deny")
 #   scripts/gate.sh --fail-fast        stop at the first failed stage
+#   scripts/gate.sh --mutants          also the mutants stage (also GATE_MUTANTS=1; base branch
+#                                      GATE_MUTANTS_BASE, default main)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
-usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,25s/^# \{0,1\}//p' "$0"; }
 
 STAGES=(base-images fmt clippy deny hadolint yamllint workflow-schema compose-schema
-        zizmor gherkin kubernetes test e2e rollout living-doc)
+        zizmor gherkin kubernetes test e2e rollout living-doc mutants)
 skip=" ${GATE_SKIP:-} "
 [ -n "${GATE_SKIP_E2E:-}" ] && [ "${GATE_SKIP_E2E}" != 0 ] && skip+=" e2e "
 fail_fast=false
+# Mutation testing rebuilds and tests once per mutant: minutes, so only when asked for.
+mutants=false
+[ -n "${GATE_MUTANTS:-}" ] && [ "${GATE_MUTANTS}" != 0 ] && mutants=true
 while [ $# -gt 0 ]; do
     case "$1" in
         --skip-e2e) skip+=" e2e " ;;
@@ -39,6 +45,7 @@ while [ $# -gt 0 ]; do
             shift
             ;;
         --fail-fast) fail_fast=true ;;
+        --mutants) mutants=true ;;
         -h | --help) usage; exit 0 ;;
         *) echo "gate: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -55,6 +62,8 @@ mkdir -p "$LOGS"
 # The cargo-deny version CI installs: one place to change it.
 DENY_VERSION=$(sed -n 's/^  CARGO_DENY_VERSION: *//p' .github/workflows/ci.yml)
 DENY_VERSION=${DENY_VERSION:-0.20.2}
+MUTANTS_VERSION=$(sed -n 's/^  CARGO_MUTANTS_VERSION: *//p' .github/workflows/ci.yml)
+MUTANTS_VERSION=${MUTANTS_VERSION:-27.1.0}
 
 declare -A result seconds note
 stopped=false
@@ -135,6 +144,15 @@ cargo_deny_tool() {
     fi
     echo "gate: installing cargo-deny $DENY_VERSION"
     cargo install --locked --quiet cargo-deny --version "$DENY_VERSION"
+}
+
+# cargo-mutants at the version CI uses.
+cargo_mutants_tool() {
+    if [ "$(cargo mutants --version 2>/dev/null)" = "cargo-mutants $MUTANTS_VERSION" ]; then
+        return 0
+    fi
+    echo "gate: installing cargo-mutants $MUTANTS_VERSION"
+    cargo install --locked --quiet cargo-mutants --version "$MUTANTS_VERSION"
 }
 
 # --- Stages ------------------------------------------------------------------
@@ -219,6 +237,25 @@ e2e() {
     return "${PIPESTATUS[0]}"
 }
 
+# As CI's pull-request job: every mutant in the lines of src/ changed since the
+# merge base with GATE_MUTANTS_BASE (default main) must be caught.
+mutants_in_diff() {
+    local base=${GATE_MUTANTS_BASE:-main} diff=$LOGS/mutants.diff
+    cargo_mutants_tool || return 1
+    cargo mutants --version
+    rm -rf "$LOGS/mutants.out"
+    git diff "$(git merge-base "$base" HEAD)" -- src/ >"$diff" || return 1
+    if [ ! -s "$diff" ]; then
+        echo "gate: no change in src/ since $base: no mutants to test"
+        return 0
+    fi
+    # In place: a copy of the tree would rebuild every dependency. cargo-mutants puts
+    # each file back after its mutant (also on Ctrl-C); the stage runs last.
+    nice cargo mutants --in-place --in-diff "$diff" --output "$LOGS" || return 1
+    # No outcomes when the changed lines hold no code to mutate (tests, comments).
+    [ ! -f "$LOGS/mutants.out/outcomes.json" ] || scripts/mutants-score.sh "$LOGS/mutants.out"
+}
+
 # Blue-green deploy and a SIGKILL under load through the load balancer, with the
 # images the e2e stage built.
 rollout() {
@@ -297,6 +334,12 @@ fi
 
 # Also after failures, as on CI: the page shows which scenarios failed where.
 stage living-doc living_doc
+
+if $mutants; then
+    stage mutants mutants_in_diff
+else
+    result[mutants]=skipped note[mutants]="only with --mutants or GATE_MUTANTS=1"
+fi
 
 # --- Summary -----------------------------------------------------------------
 

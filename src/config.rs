@@ -453,6 +453,29 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_may_be_anywhere_from_one_millisecond_to_sixty_seconds() {
+        for (written, expected) in [
+            ("1ms", Duration::from_millis(1)),
+            ("60s", Duration::from_secs(60)),
+            ("1m", Duration::from_secs(60)),
+        ] {
+            let config = config(&[&format!("--request-timeout={written}")]).unwrap();
+            assert_eq!(config.request_timeout, expected, "{written}");
+        }
+        let err = config(&["--request-timeout=60001ms"]).unwrap_err();
+        assert!(err.to_string().contains("must be at most 1m"), "{err}");
+    }
+
+    #[test]
+    fn the_redis_target_prints_without_its_password() {
+        let config = config(&["--redis-url=redis://admin:s3cret@cache.internal:6380/2"]).unwrap();
+        assert_eq!(
+            format!("{:?}", config.redis),
+            "redis://cache.internal:6380/2"
+        );
+    }
+
+    #[test]
     fn zero_unitless_and_huge_timeouts_are_rejected() {
         for bad in ["0s", "500", "2h", "soon"] {
             let err = config(&[&format!("--redis-response-timeout={bad}")]).unwrap_err();

@@ -82,6 +82,46 @@ mod tests {
         );
     }
 
+    /// A server on loopback that answers one request with `status_line` and closes.
+    async fn answering(status_line: &'static str) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0; 1024];
+            let _ = stream.read(&mut request).await;
+            let answer = format!("{status_line}\r\nContent-Length: 0\r\n\r\n");
+            let _ = stream.write_all(answer.as_bytes()).await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_server_answering_200_is_healthy() {
+        assert!(check(answering("HTTP/1.1 200 OK").await).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_server_answering_an_error_is_unhealthy() {
+        for status_line in [
+            "HTTP/1.1 500 Internal Server Error",
+            "HTTP/1.1 503 Service Unavailable",
+            "HTTP/1.1 404 Not Found",
+        ] {
+            let addr = answering(status_line).await;
+            match check(addr).await {
+                Err(Unhealthy::Status {
+                    addr: reported,
+                    status_line: line,
+                }) => {
+                    assert_eq!(reported, addr);
+                    assert_eq!(line, status_line);
+                }
+                other => panic!("{status_line}: {other:?}"),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_closed_port_is_unhealthy() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -76,6 +76,10 @@ pub trait Counter: Send + Sync {
     fn get(&self) -> BoxFuture<'_, Result<i64>>;
     /// How many commands have added views so far, however many each added.
     fn counting_commands(&self) -> BoxFuture<'_, Result<u64>>;
+    /// Stores `text` as the count, as a mistaken script might.
+    fn set_text(&self, _text: &str) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { bail!("this level's store holds numbers only") })
+    }
 }
 
 /// Ways a level can take the store away and bring it back.
@@ -88,6 +92,10 @@ pub trait Outages: Send + Sync {
     fn restore(&self) -> BoxFuture<'_, Result<()>>;
     /// The store stops answering for `pause`, then carries on by itself; returns at once.
     fn stall(&self, pause: Duration) -> BoxFuture<'_, Result<()>>;
+    /// How many connections from the service the store has received so far.
+    fn connections_received(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async { bail!("this level cannot count the store's connections") })
+    }
 }
 
 /// A server the scenario may stop, as an orchestrator would.

@@ -7,6 +7,7 @@
 mod driver;
 mod levels;
 mod living_doc;
+mod service_process;
 mod steps;
 mod tally;
 mod world;

@@ -487,3 +487,119 @@ fn expect_reply(world: &PageTrackerWorld, status: u16, body: &str) -> Result<()>
     );
     Ok(())
 }
+
+// --- The store restarting ----------------------------------------------------
+
+#[given("the page-view store restarts while nobody visits")]
+async fn store_restarts_quietly(world: &mut PageTrackerWorld) -> Result<()> {
+    let outages = world.driver()?.outages()?;
+    outages.take_down().await?;
+    outages.restore().await
+}
+
+// --- Large request heads -----------------------------------------------------
+
+#[when(expr = "a visitor whose browser sends {int} KiB of cookies opens the page")]
+async fn visitor_with_cookies(world: &mut PageTrackerWorld, kib: usize) -> Result<()> {
+    // Cookies of 32 bytes each ("c0000=" and 24 letters, then "; "), cut to the size asked.
+    let mut cookies = (0..)
+        .map(|n| format!("c{n:04}={}; ", "v".repeat(24)))
+        .take(kib * 1024 / 32 + 1)
+        .collect::<String>();
+    cookies.truncate(kib * 1024);
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: {cookies}\r\n\r\n"
+    );
+    world.raw = Some(world.driver()?.send_raw(request.as_bytes()).await?);
+    Ok(())
+}
+
+#[then("the page is served to them")]
+async fn page_is_served(world: &mut PageTrackerWorld) -> Result<()> {
+    let outcome = world.raw.as_ref().context("nothing was sent")?;
+    ensure!(
+        *outcome == RawOutcome::Status(200),
+        "expected the page (200), got {outcome:?}"
+    );
+    Ok(())
+}
+
+#[then("they are told the request is too large")]
+async fn request_too_large(world: &mut PageTrackerWorld) -> Result<()> {
+    let outcome = world.raw.as_ref().context("nothing was sent")?;
+    ensure!(
+        *outcome == RawOutcome::Status(431),
+        "expected 431 Request Header Fields Too Large, got {outcome:?}"
+    );
+    Ok(())
+}
+
+// --- Connections to the store ------------------------------------------------
+
+#[given("the page-view store has come back")]
+async fn store_has_come_back(world: &mut PageTrackerWorld) -> Result<()> {
+    world.driver()?.outages()?.restore().await
+}
+
+#[given("the store starts counting the connections it receives")]
+async fn store_starts_counting_connections(world: &mut PageTrackerWorld) -> Result<()> {
+    world.connections_before = Some(world.driver()?.outages()?.connections_received().await?);
+    Ok(())
+}
+
+#[given(expr = "the page-view count in the store has been overwritten with {string}")]
+async fn count_overwritten(world: &mut PageTrackerWorld, text: String) -> Result<()> {
+    world.driver()?.counter.set_text(&text).await
+}
+
+#[when(expr = "the page-view count in the store is put back to {int}")]
+async fn count_put_back(world: &mut PageTrackerWorld, views: i64) -> Result<()> {
+    world.driver()?.counter.set(views).await
+}
+
+#[then(expr = "the store has received {int} new connection(s)")]
+async fn store_received_connections(world: &mut PageTrackerWorld, expected: u64) -> Result<()> {
+    expect_new_connections(world, expected).await
+}
+
+#[then("the store has received no new connection")]
+async fn store_received_no_connection(world: &mut PageTrackerWorld) -> Result<()> {
+    expect_new_connections(world, 0).await
+}
+
+async fn expect_new_connections(world: &PageTrackerWorld, expected: u64) -> Result<()> {
+    let before = world
+        .connections_before
+        .context("the store was not counting connections")?;
+    let now = world.driver()?.outages()?.connections_received().await?;
+    let new = now - before;
+    ensure!(
+        new == expected,
+        "the store received {new} new connection(s) from the service, expected {expected}"
+    );
+    Ok(())
+}
+
+#[then(expr = "the visitors are told the counts {int} to {int} between them")]
+async fn told_the_counts_between_them(
+    world: &mut PageTrackerWorld,
+    first: i64,
+    last: i64,
+) -> Result<()> {
+    let mut told: Vec<_> = world
+        .replies
+        .iter()
+        .map(|reply| (reply.status, reply.body.clone()))
+        .collect();
+    told.sort_by_key(|(_, body)| {
+        body.split(' ')
+            .nth(5)
+            .and_then(|views| views.parse::<i64>().ok())
+    });
+    let expected: Vec<_> = (first..=last).map(|n| (200, count_message(n))).collect();
+    ensure!(
+        told == expected,
+        "expected {expected:?} in any order, visitors were told {told:?}"
+    );
+    Ok(())
+}

@@ -19,6 +19,8 @@ pub struct PageTrackerWorld {
     pub stopped: bool,
     /// The scenario's server after it was asked to stop, until it has stopped.
     pub stopping: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The store's count of connections received when a step started watching it.
+    pub connections_before: Option<u64>,
 }
 
 impl std::fmt::Debug for PageTrackerWorld {

@@ -6,8 +6,12 @@
 //! Redis of its own, on a fixed host port that survives a restart.
 
 use std::{
+    io,
     net::{Ipv4Addr, SocketAddr, TcpListener},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -28,7 +32,10 @@ use testcontainers_modules::{
 };
 use tokio::sync::oneshot;
 
-use crate::driver::{App, BaseUrl, Counter, Driver, Outages, Stoppable};
+use crate::{
+    driver::{App, BaseUrl, Counter, Driver, Outages, Stoppable},
+    service_process::ServiceProcess,
+};
 
 /// The Redis image every level and the compose stack use (see scripts/build-base-images.sh).
 pub const REDIS_TAG: &str = "7.0.15-bookworm";
@@ -103,6 +110,50 @@ impl SharedRedis {
 
 /// A driver with a Redis of its own that the scenario may stop, kill or pause.
 pub async fn driver_with_own_redis() -> Result<Driver> {
+    let (url, counter, outages) = own_redis().await?;
+    driver(&url, counter, Some(outages)).await
+}
+
+/// A driver with a Redis of its own and the service's real binary, started as a
+/// process of its own and stopped with SIGTERM, as an orchestrator stops it.
+pub async fn driver_with_own_redis_and_process() -> Result<Driver> {
+    let (url, counter, outages) = own_redis().await?;
+    let drain_delay = format!("{}ms", DRAIN_DELAY.as_millis());
+    let service = ServiceProcess::start(&url, &["--drain-delay", &drain_delay]).await?;
+    Ok(Driver {
+        app: App::Http {
+            client: http_client()?,
+            base_url: BaseUrl::new(service.base_url()),
+        },
+        counter,
+        outages: Some(outages),
+        server: Some(stoppable(service)),
+        store_wait: TIMEOUTS.connect + TIMEOUTS.response,
+    })
+}
+
+/// Stopping `service` sends it SIGTERM; it has stopped well when it exits with status 0.
+fn stoppable(mut service: ServiceProcess) -> Stoppable {
+    let (stop, stop_requested) = oneshot::channel::<()>();
+    let stopped = tokio::spawn(async move {
+        // Also resolves when the sender is dropped with the driver.
+        let _ = stop_requested.await;
+        service.signal("TERM").map_err(io::Error::other)?;
+        let status = service.wait().await.map_err(io::Error::other)?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "the service exited with {status}; its log:\n{}",
+                service.log()
+            )))
+        }
+    });
+    Stoppable { stop, stopped }
+}
+
+/// A Redis container of its own: its URL, a counter on it, and its outages.
+async fn own_redis() -> Result<(String, Box<dyn Counter>, Box<dyn Outages>)> {
     let port = free_port()?;
     let container = redis_image()
         .with_mapped_port(port, REDIS_PORT.tcp())
@@ -127,8 +178,9 @@ pub async fn driver_with_own_redis() -> Result<Driver> {
         container,
         url: url.clone(),
         state: Mutex::new(Availability::Up),
+        own_connections: AtomicU64::new(0),
     };
-    driver(&url, Box::new(counter), Some(Box::new(outages))).await
+    Ok((url, Box::new(counter), Box::new(outages)))
 }
 
 const START_HINT: &str = "starting a Redis container (without registry access, build the image first \
@@ -258,6 +310,11 @@ impl Counter for RedisCounter {
         async move { Ok(self.get_raw().await?.unwrap_or(0)) }.boxed()
     }
 
+    fn set_text(&self, text: &str) -> BoxFuture<'_, Result<()>> {
+        let mut connection = self.connection.clone();
+        let text = text.to_owned();
+        async move { Ok(connection.set(PAGE_VIEWS_KEY, text).await?) }.boxed()
+    }
     fn counting_commands(&self) -> BoxFuture<'_, Result<u64>> {
         async move {
             // Server-wide figures: meaningful where the scenario has the Redis to itself.
@@ -296,6 +353,8 @@ struct ContainerOutages {
     container: ContainerAsync<Redis>,
     url: String,
     state: Mutex<Availability>,
+    /// Connections opened by `connections_received` itself.
+    own_connections: AtomicU64,
 }
 
 impl ContainerOutages {
@@ -371,6 +430,28 @@ impl Outages for ContainerOutages {
                 bail!("Redis did not stall");
             }
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn connections_received(&self) -> BoxFuture<'_, Result<u64>> {
+        async move {
+            let mut connection = redis::Client::open(self.url.as_str())?
+                .get_multiplexed_async_connection()
+                .await?;
+            let stats: String = redis::cmd("INFO")
+                .arg("stats")
+                .query_async(&mut connection)
+                .await?;
+            let total: u64 = stats
+                .lines()
+                .find_map(|line| line.strip_prefix("total_connections_received:"))
+                .context("INFO stats has no total_connections_received")?
+                .trim()
+                .parse()?;
+            // Every call opens one connection of its own: count only the others.
+            let own = self.own_connections.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(total - own)
         }
         .boxed()
     }

@@ -12,9 +12,9 @@ use cucumber::gherkin;
 
 use crate::driver::Driver;
 
-/// Scenarios with these tags disturb the store or the server, or read the store's
-/// command statistics, so they get their own.
-const DISTURBING_TAGS: [&str; 3] = ["outage", "shutdown", "own-store"];
+/// Scenarios with these tags disturb the store or the server, read the store's
+/// command statistics or count its connections, so they get their own.
+const DISTURBING_TAGS: [&str; 4] = ["outage", "shutdown", "own-store", "connections"];
 
 /// How far from the code the scenarios run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,6 +67,10 @@ impl Environment {
     pub async fn driver(&self, scenario: &gherkin::Scenario) -> Result<Driver> {
         match self {
             Self::Unit => Ok(unit::driver()),
+            // The real binary, so the stop is a real signal to a real process.
+            Self::Integration(_) if scenario.tags.iter().any(|tag| tag == "shutdown") => {
+                integration::driver_with_own_redis_and_process().await
+            }
             Self::Integration(_) if takes_the_store_away(scenario) => {
                 integration::driver_with_own_redis().await
             }
@@ -90,6 +94,9 @@ impl Environment {
             }
             Self::Integration(_) if has("replicas") => {
                 Some("one copy of the service on a loopback port, no load balancer")
+            }
+            Self::Unit if has("connections") => {
+                Some("the store double has no connections to count")
             }
             Self::Unit | Self::Integration(_) => None,
             Self::E2e(stack) => stack.cannot_run(&scenario.tags),
