@@ -13,15 +13,15 @@ FROM ${BASE_IMAGE} AS rootfs
 ARG PACKAGES
 ARG GLIBC_VERSION
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+WORKDIR /debs
 
 RUN set -eux; \
     test -n "${PACKAGES}" && test -n "${GLIBC_VERSION}"; \
     apt-get update; \
     apt-get install -y --no-install-recommends ca-certificates; \
-    mkdir -p /debs /rootfs/usr/bin /rootfs/usr/lib /rootfs/usr/lib64 /rootfs/usr/sbin \
+    mkdir -p /rootfs/usr/bin /rootfs/usr/lib /rootfs/usr/lib64 /rootfs/usr/sbin \
         /rootfs/var/lib/dpkg/status.d; \
     for d in bin lib lib64 sbin; do ln -s "usr/$d" "/rootfs/$d"; done; \
-    cd /debs; \
     apt-get download ${PACKAGES}; \
     rm -rf /var/lib/apt/lists/*; \
     for deb in /debs/*.deb; do \
