@@ -1,22 +1,27 @@
-# Production image of page-tracker.
-# The builder checks formatting, lints and runs the unit-level specification
-# before it builds the shipped binary: a failing check fails the build.
+# The images of page-tracker, built from one builder so the dependencies compile once:
+#
+#   runtime (the default, last stage)  the service alone on distroless, as nonroot
+#   test                               the compiled specification runner for the e2e level
+#
+# The builder checks formatting, lints and runs the unit-level specification before
+# it builds the shipped binary: a failing check fails the build.
 
 ARG RUST_IMAGE=rust:1.95.0-slim-bookworm
-ARG RUNTIME_IMAGE=debian:bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 # --- Build tools: make (for jemalloc), the toolchain's linters and cargo-chef for
 #     dependency caching.
 FROM ${RUST_IMAGE} AS chef
 # make builds jemalloc, the service's allocator, from its C sources. The official
 # image lacks it; the one scripts/build-base-images.sh builds has it (no apt-get needed).
+# cargo-chef is built without optimisation: it only plans and starts cargo.
 RUN if ! command -v make >/dev/null; then \
         apt-get update \
         && apt-get install -y --no-install-recommends make=4.3-4.1 \
         && rm -rf /var/lib/apt/lists/*; \
     fi \
     && rustup component add clippy rustfmt \
-    && cargo install cargo-chef --locked --version 0.1.78 \
+    && cargo install cargo-chef --locked --debug --version 0.1.78 \
     && rm -rf "${CARGO_HOME}/registry"
 WORKDIR /build
 
@@ -25,22 +30,42 @@ FROM chef AS planner
 COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
-# --- Dependencies (cached layers), then checks and the shipped binary (profile dist).
+# --- Dependencies (a cached layer), then the checks, the unit level and the shipped
+#     binary. One profile, dist, serves the tests and the binary, so every dependency
+#     is compiled once for them (and once more, metadata only, for clippy).
 FROM chef AS builder
 COPY --from=planner /build/recipe.json recipe.json
-# Release artefacts serve the tests; check artefacts serve clippy.
-RUN cargo chef cook --locked --release --all-targets --recipe-path recipe.json \
+RUN cargo chef cook --locked --profile dist --all-targets --recipe-path recipe.json \
     && cargo chef cook --locked --check --all-targets --recipe-path recipe.json
-# The shipped binary is built with the dist profile (link-time optimisation); its
-# dependencies get a cached layer of their own.
-RUN cargo chef cook --locked --profile dist --bin page-tracker --recipe-path recipe.json
 COPY . .
+# pipefail: a failing cargo must fail the RUN, not vanish into the pipe.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# cargo names the test binary with a hash; it is copied to a fixed path for the test image.
 RUN cargo fmt --check \
     && cargo clippy --locked --all-targets -- -D warnings \
-    && cargo test --locked --release --test bdd -- --level unit \
-    && cargo build --locked --profile dist --bin page-tracker
+    && cargo test --locked --profile dist --test bdd -- --level unit \
+    && cargo build --locked --profile dist --bin page-tracker \
+    && cargo test --locked --profile dist --test bdd --no-run --message-format=json \
+        | sed -n 's/.*"executable":"\([^"]*\/bdd-[^"]*\)".*/\1/p' > bdd-path \
+    && test -s bdd-path \
+    && mkdir -p out/reports \
+    && cp "$(cat bdd-path)" out/bdd \
+    && cp target/dist/page-tracker out/page-tracker
 
-# --- Runtime: the binary alone, as an unprivileged user.
+# --- The e2e test-service: the runner and the features, run as nonroot, writing its
+#     reports to /reports. No compiler, no shell.
+FROM ${RUNTIME_IMAGE} AS test
+COPY --from=builder /build/out/bdd /usr/local/bin/bdd
+COPY features /features
+COPY --from=builder --chown=65532:65532 /build/out/reports /reports
+USER 65532:65532
+ENV BDD_FEATURES=/features \
+    BDD_REPORT_DIR=/reports \
+    BDD_LEVEL=e2e
+ENTRYPOINT ["bdd"]
+
+# --- Runtime: the binary, the C library it links and CA certificates; as nonroot
+#     (65532), with no shell or package manager.
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
@@ -51,10 +76,8 @@ LABEL org.opencontainers.image.title="page-tracker" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="MIT"
-RUN groupadd --system --gid 10001 page-tracker \
-    && useradd --system --uid 10001 --gid page-tracker --no-create-home --shell /usr/sbin/nologin page-tracker
-COPY --from=builder /build/target/dist/page-tracker /usr/local/bin/page-tracker
-USER 10001:10001
+COPY --from=builder /build/out/page-tracker /usr/local/bin/page-tracker
+USER 65532:65532
 ENV PAGE_TRACKER_BIND=0.0.0.0:8000 \
     REDIS_URL=redis://localhost:6379
 EXPOSE 8000

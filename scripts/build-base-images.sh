@@ -3,6 +3,7 @@
 #
 #   debian:bookworm-slim        rust:1.95.0-slim-bookworm        redis:7.0.15-bookworm
 #   haproxy:2.6-bookworm        (the load balancer in front of the service's replicas)
+#   gcr.io/distroless/cc-debian12:nonroot
 #
 # For each image: present locally -> nothing to do; otherwise `docker pull` (short
 # timeout); if the registry is unreachable, build it from Debian's package archive:
@@ -12,6 +13,8 @@
 #   * redis   : FROM that image, Debian's redis-server package (scripts/base-images/).
 #   * rust    : FROM that image, gcc/libc6-dev + the host's rustup toolchain copy.
 #   * haproxy : FROM that image, Debian's haproxy package (scripts/base-images/).
+#   * distroless: Debian's libc6, libgcc-s1, tzdata, ... unpacked FROM scratch, with the
+#               official image's users, CA bundle and os-release (scripts/base-images/).
 # Names/tags are exactly the upstream ones so Dockerfiles, compose and
 # testcontainers need no change. Run with --help for options.
 set -euo pipefail
@@ -26,11 +29,14 @@ RUST_EXTRA_COMPONENTS="clippy rustfmt"        # must be installed in the host to
 RUST_DROP_COMPONENTS="rust-docs"              # ~800 MB of HTML; not in the official image either
 HAPROXY_BRANCH="2.6"                          # the official image's tag names the branch
 HAPROXY_VERSION="2.6.12"                      # upstream version of bookworm's haproxy (2.6.12-1+deb12uN)
+GLIBC_VERSION="2.36"                          # upstream version of bookworm's libc6 (2.36-9+deb12uN)
+DISTROLESS_PACKAGES="base-files netbase tzdata libc6 libgcc-s1"   # + the CA bundle of ca-certificates
 
 DEBIAN_IMAGE="debian:${DEBIAN_SUITE}-slim"
 RUST_IMAGE="rust:${RUST_VERSION}-slim-${DEBIAN_SUITE}"
 REDIS_IMAGE="redis:${REDIS_VERSION}-${DEBIAN_SUITE}"
 HAPROXY_IMAGE="haproxy:${HAPROXY_BRANCH}-${DEBIAN_SUITE}"
+DISTROLESS_IMAGE="gcr.io/distroless/cc-debian12:nonroot"
 PULL_TIMEOUT="${PULL_TIMEOUT:-60}"            # seconds per `docker pull` attempt
 BUILT_BY_LABEL="org.page-tracker.built-by=scripts/build-base-images.sh"
 SMOKE_LABEL="org.page-tracker.build-base-images.smoke=1"   # on our test containers
@@ -41,13 +47,14 @@ PROG="$(basename "$0")"
 
 usage() {
     cat <<EOF
-Usage: ${PROG} [options] [debian|rust|redis|haproxy ...]
+Usage: ${PROG} [options] [debian|rust|redis|haproxy|distroless ...]
 
-Ensure these images exist locally (default: all four):
+Ensure these images exist locally (default: all of them):
   ${DEBIAN_IMAGE}
   ${RUST_IMAGE}
   ${REDIS_IMAGE}
   ${HAPROXY_IMAGE}
+  ${DISTROLESS_IMAGE}
 
 An image that already exists is left alone. A missing one is pulled
 (timeout ${PULL_TIMEOUT}s); if the pull fails it is built locally from Debian's
@@ -78,12 +85,12 @@ while [ $# -gt 0 ]; do
         -f|--force) FORCE=1 ;;
         --no-pull) NO_PULL=1 ;;
         -v|--verbose) VERBOSE=1 ;;
-        debian|rust|redis|haproxy) WANT+=("$1") ;;
+        debian|rust|redis|haproxy|distroless) WANT+=("$1") ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
     shift
 done
-[ ${#WANT[@]} -gt 0 ] || WANT=(debian redis rust haproxy)
+[ ${#WANT[@]} -gt 0 ] || WANT=(debian redis rust haproxy distroless)
 wanted() { local w; for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 # ---- temp dir, cleanup, interruption safety ----------------------------------
@@ -516,10 +523,54 @@ EOF
     tag_image "$id" "$RUST_IMAGE"
 }
 
+# ---- gcr.io/distroless/cc-debian12:nonroot ------------------------------------------
+build_distroless() {
+    probe_build_network
+    workdir
+    local ctx="$WORK/distroless-ctx" id
+    mkdir -p "$ctx"
+    cp "$HELPER_DIR/distroless-cc.Dockerfile" "$ctx/Dockerfile"
+    log "$DISTROLESS_IMAGE: docker build FROM scratch with Debian's ${DISTROLESS_PACKAGES} (glibc ${GLIBC_VERSION})"
+    step distroless-build docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
+        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" --build-arg "PACKAGES=$DISTROLESS_PACKAGES" \
+        --build-arg "GLIBC_VERSION=$GLIBC_VERSION" \
+        --label "$BUILT_BY_LABEL" --iidfile "$WORK/distroless.iid" "$ctx"
+    id="$(cat "$WORK/distroless.iid")"
+    mark_pending "$id"
+
+    # smoke test: glibc's loader runs, the layout is the official one, and there is
+    # no shell or package manager
+    local v files
+    v="$(docker run --rm --label "$SMOKE_LABEL" --network none --entrypoint /lib64/ld-linux-x86-64.so.2 "$id" --version | head -n 1)"
+    [[ "$v" == *" ${GLIBC_VERSION}"* ]] || die "$DISTROLESS_IMAGE: the loader reports '$v', not glibc ${GLIBC_VERSION}"
+    [ "$(docker image inspect -f '{{.Config.User}}' "$id")" = 65532 ] || die "$DISTROLESS_IMAGE: does not run as 65532"
+    local c="build-base-images-distroless-$$"
+    CONTAINERS+=("$c")
+    docker create --name "$c" --label "$SMOKE_LABEL" "$id" /never-run >/dev/null   # never started
+    files="$WORK/distroless-files"
+    docker export "$c" | tar -t >"$files"
+    docker cp "$c:/etc/passwd" "$WORK/distroless-passwd"
+    docker rm -f -v "$c" >/dev/null; CONTAINERS=()
+    local f
+    for f in etc/ssl/certs/ca-certificates.crt etc/os-release etc/group etc/nsswitch.conf \
+             usr/lib/x86_64-linux-gnu/libc.so.6 usr/lib/x86_64-linux-gnu/libgcc_s.so.1 \
+             usr/share/zoneinfo/UTC home/nonroot/; do
+        grep -qx "$f" "$files" || die "$DISTROLESS_IMAGE: /$f is missing"
+    done
+    for f in bin/sh usr/bin/sh usr/bin/bash usr/bin/dpkg usr/bin/apt-get; do
+        if grep -qx "$f" "$files"; then die "$DISTROLESS_IMAGE: /$f should not be there"; fi
+    done
+    grep -qx 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' "$WORK/distroless-passwd" \
+        || die "$DISTROLESS_IMAGE: no nonroot (65532) entry in /etc/passwd"
+    log "$DISTROLESS_IMAGE: smoke test ok ($v; user 65532; CA bundle; no shell)"
+    tag_image "$id" "$DISTROLESS_IMAGE"
+}
+
 # ---- main ------------------------------------------------------------------------------
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "cannot talk to the Docker engine (is it running? are you in the docker group?)"
-for f in redis.Dockerfile redis-entrypoint.sh rust.Dockerfile haproxy.Dockerfile haproxy-entrypoint.sh; do
+for f in redis.Dockerfile redis-entrypoint.sh rust.Dockerfile haproxy.Dockerfile haproxy-entrypoint.sh \
+         distroless-cc.Dockerfile; do
     [ -f "$HELPER_DIR/$f" ] || die "missing helper file $HELPER_DIR/$f"
 done
 
@@ -536,6 +587,7 @@ if wanted debian; then need_debian=1; fi
 if wanted redis && { [ "$FORCE" -eq 1 ] || ! image_exists "$REDIS_IMAGE"; }; then need_debian=1; fi
 if wanted rust  && { [ "$FORCE" -eq 1 ] || ! image_exists "$RUST_IMAGE"; }; then need_debian=1; fi
 if wanted haproxy && { [ "$FORCE" -eq 1 ] || ! image_exists "$HAPROXY_IMAGE"; }; then need_debian=1; fi
+if wanted distroless && { [ "$FORCE" -eq 1 ] || ! image_exists "$DISTROLESS_IMAGE"; }; then need_debian=1; fi
 
 if [ "$need_debian" -eq 1 ]; then
     if wanted debian; then
@@ -552,6 +604,7 @@ fi
 if wanted redis && ! present_or_pulled "$REDIS_IMAGE"; then build_redis; fi
 if wanted rust  && ! present_or_pulled "$RUST_IMAGE";  then build_rust;  fi
 if wanted haproxy && ! present_or_pulled "$HAPROXY_IMAGE"; then build_haproxy; fi
+if wanted distroless && ! present_or_pulled "$DISTROLESS_IMAGE"; then build_distroless; fi
 
-log "done: $(for n in "$DEBIAN_IMAGE" "$REDIS_IMAGE" "$RUST_IMAGE" "$HAPROXY_IMAGE"; do
+log "done: $(for n in "$DEBIAN_IMAGE" "$REDIS_IMAGE" "$RUST_IMAGE" "$HAPROXY_IMAGE" "$DISTROLESS_IMAGE"; do
     image_exists "$n" && printf '%s ' "$n"; done)"

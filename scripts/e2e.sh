@@ -21,6 +21,18 @@ teardown() { stack down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 trap teardown EXIT
 teardown
 
+# The base images: the Dockerfile's FROM defaults and the images compose runs but
+# does not build (Redis, HAProxy). Without a registry, compose would only report a
+# failed pull; say what fixes it.
+for image in $(sed -n 's/^ARG [A-Z_]*_IMAGE=//p' Dockerfile) \
+             $(stack config | sed -n 's/^ *image: \(\(redis\|haproxy\):.*\)$/\1/p' | sort -u); do
+    if ! docker image inspect "$image" >/dev/null 2>&1 &&
+        ! timeout 60 docker pull --quiet "$image" >/dev/null 2>&1; then
+        log "base image $image is missing and cannot be pulled: run scripts/build-base-images.sh once" >&2
+        exit 1
+    fi
+done
+
 log "building the images"
 stack build --force-rm
 

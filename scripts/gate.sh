@@ -306,7 +306,7 @@ if $wanted && ! $stopped && ! python_tools; then
     done
     $fail_fast && stopped=true
 else
-    stage hadolint "$VENV/bin/hadolint" Dockerfile Dockerfile.test
+    stage hadolint "$VENV/bin/hadolint" Dockerfile
     stage yamllint "$VENV/bin/yamllint" --strict .github docker-compose.yml .yamllint.yml deploy
     stage workflow-schema "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows \
         .github/workflows/ci.yml
