@@ -5,6 +5,7 @@ use std::{future::Future, io, net::SocketAddr, sync::Arc};
 use axum::{Router, http::StatusCode, routing::get};
 use tokio::net::TcpListener;
 use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
     trace::{DefaultOnFailure, TraceLayer},
 };
@@ -12,13 +13,19 @@ use tracing::Level;
 
 use crate::{
     config::Config,
+    error::REQUEST_ID,
+    metrics::{self, InstrumentedStore, Metrics, ObserveLayer},
     routes::{self, AppState},
     server::{self, Limits},
-    store::RedisStore,
+    store::{RedisStore, Store},
 };
 
+/// Open connections at most on the metrics listener: Prometheus needs one or two.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
 /// The one place the HTTP interface is assembled, whatever the store behind it.
-pub fn router(state: AppState) -> Router {
+/// With `metrics`, every request is recorded there.
+pub fn router(state: AppState, metrics: Option<&Metrics>) -> Router {
     let router = Router::new()
         .route(
             "/",
@@ -43,7 +50,13 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
-    router.with_state(state)
+    // Outermost first: the request gets its id, is observed (and its failure logged
+    // with that id), and its answer carries the id back.
+    router
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(ObserveLayer::new(metrics.map(Metrics::http)))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
 }
 
 /// Whether the installed subscriber records any of TraceLayer's output at DEBUG
@@ -76,38 +89,61 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    metrics: Option<MetricsListener>,
+}
+
+/// The second listener, serving `GET /metrics`.
+struct MetricsListener {
+    listener: TcpListener,
+    router: Router,
 }
 
 impl Application {
-    /// Builds the production service from its configuration: a Redis store and a listener.
+    /// Builds the production service from its configuration: a Redis store and a
+    /// listener, and the metrics listener when one is configured.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let store = RedisStore::new(
+        let redis = RedisStore::new(
             config.redis.connection_info().clone(),
             config.redis_timeouts,
         )
         .map_err(StartError::Store)?;
+        let metrics = config.metrics_bind.map(|_| Arc::new(Metrics::new()));
+        let store: Arc<dyn Store> = match &metrics {
+            Some(metrics) => Arc::new(InstrumentedStore::new(
+                redis.with_observer(metrics.store()),
+                metrics.store(),
+            )),
+            None => Arc::new(redis),
+        };
         let state = AppState {
-            store: Arc::new(store),
+            store,
             // Redis' own timeouts fire first; this bound only guards against the unforeseen.
             store_deadline: config.redis_timeouts.connect + config.redis_timeouts.response,
             request_timeout: config.request_timeout,
         };
-        Self::bind(config.bind, state, config.limits).await
+        let mut app = Self::bind(config.bind, state, config.limits, metrics.as_deref()).await?;
+        if let (Some(addr), Some(metrics)) = (config.metrics_bind, metrics) {
+            app.metrics = Some(MetricsListener {
+                listener: listen(addr).await?,
+                router: metrics::router(metrics),
+            });
+        }
+        Ok(app)
     }
 
-    /// Binds `addr` (port 0 picks a free port) and serves `state` there.
+    /// Binds `addr` (port 0 picks a free port) and serves `state` there, recording
+    /// requests in `metrics` when given.
     pub async fn bind(
         addr: SocketAddr,
         state: AppState,
         limits: Limits,
+        metrics: Option<&Metrics>,
     ) -> Result<Self, StartError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
-            listener,
-            router: router(state),
+            listener: listen(addr).await?,
+            router: router(state, metrics),
             limits,
+            metrics: None,
         })
     }
 
@@ -116,11 +152,48 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and finishes the
-    /// requests already in flight.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        server::serve(self.listener, self.router, self.limits, shutdown).await
+    /// The address the metrics listener bound, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|metrics| metrics.listener.local_addr().ok())
     }
+
+    /// Serves until `shutdown` completes, then stops accepting and finishes the
+    /// requests already in flight. The metrics listener serves until the end, so
+    /// the shutdown itself can be watched.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let metrics = self.metrics.map(|metrics| {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let limits = Limits {
+                max_connections: METRICS_MAX_CONNECTIONS,
+                ..self.limits
+            };
+            let serving = tokio::spawn(server::serve(
+                metrics.listener,
+                metrics.router,
+                limits,
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
+            (stop, serving)
+        });
+        let served = server::serve(self.listener, self.router, self.limits, shutdown).await;
+        if let Some((stop, serving)) = metrics {
+            let _ = stop.send(());
+            if let Ok(Err(err)) = serving.await {
+                tracing::warn!(%err, "the metrics listener stopped with an error");
+            }
+        }
+        served
+    }
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM, the signals orchestrators send to stop a service.
@@ -215,7 +288,7 @@ mod tests {
                     store: store.clone(),
                     store_deadline: Duration::from_secs(1),
                     request_timeout: Duration::from_secs(5),
-                });
+                }, None);
                 let mut expected = 0;
                 for (method, path) in requests {
                     let Ok(request) = Request::builder()

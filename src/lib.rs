@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod healthcheck;
+pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod store;

@@ -4,6 +4,8 @@
 //! and, optionally, `STORE_DOWN_APP_URL`: a second instance of the service whose
 //! Redis is unreachable. "The store is down" sends the visitor there, so the
 //! apology is checked against a real failing service without a Docker socket.
+//! `PROMETHEUS_URL`, when set, is the Prometheus that scrapes every instance: the
+//! operator's figures are read there.
 
 use anyhow::{Result, bail};
 use futures::future::{BoxFuture, FutureExt};
@@ -11,13 +13,18 @@ use futures::future::{BoxFuture, FutureExt};
 use crate::{
     driver::{App, BaseUrl, Counter, Driver, Outages},
     levels::integration::{RedisCounter, http_client},
+    metrics::Prometheus,
 };
+
+/// The scrape job of the service's instances in deploy/prometheus/prometheus.yml.
+const SCRAPE_JOB: &str = "page-tracker";
 
 /// Where the deployed stack is.
 pub struct Stack {
     app_url: String,
     redis_url: String,
     store_down_app_url: Option<String>,
+    prometheus_url: Option<String>,
     /// The count before the run, put back afterwards: the run must not lose real views.
     views_before: Option<i64>,
     counter: RedisCounter,
@@ -31,12 +38,17 @@ impl Stack {
             .ok()
             .filter(|url| !url.is_empty())
             .map(|url| url.trim_end_matches('/').to_owned());
+        let prometheus_url = std::env::var("PROMETHEUS_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .map(|url| url.trim_end_matches('/').to_owned());
         let counter = RedisCounter::connect(&redis_url, None).await?;
         let views_before = counter.get_raw().await?;
         Ok(Self {
             app_url: app_url.trim_end_matches('/').to_owned(),
             redis_url,
             store_down_app_url,
+            prometheus_url,
             views_before,
             counter,
         })
@@ -61,6 +73,14 @@ impl Stack {
             server: None,
             // The compose file leaves the service's Redis timeouts at their defaults.
             store_wait: std::time::Duration::from_secs(1),
+            metrics: match &self.prometheus_url {
+                Some(url) => Some(Box::new(Prometheus {
+                    client: http_client()?,
+                    url: url.clone(),
+                    job: SCRAPE_JOB.to_owned(),
+                })),
+                None => None,
+            },
         })
     }
 
@@ -69,6 +89,8 @@ impl Stack {
         let has = |tag: &str| tags.iter().any(|t| t == tag);
         if has("outage") && self.store_down_app_url.is_none() {
             Some("no STORE_DOWN_APP_URL is set")
+        } else if has("metrics") && self.prometheus_url.is_none() {
+            Some("no PROMETHEUS_URL is set: the metrics are read through Prometheus")
         } else if has("hang") {
             Some("the test-service cannot freeze the deployed Redis")
         } else if has("recovery") {

@@ -28,7 +28,10 @@ use testcontainers_modules::{
 };
 use tokio::sync::oneshot;
 
-use crate::driver::{App, BaseUrl, Counter, Driver, Outages, Stoppable};
+use crate::{
+    driver::{App, BaseUrl, Counter, Driver, Outages, Stoppable},
+    metrics::Listener,
+};
 
 /// The Redis image every level and the compose stack use (see scripts/build-base-images.sh).
 pub const REDIS_TAG: &str = "7.0.15-bookworm";
@@ -154,11 +157,15 @@ async fn driver(
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
         },
+        metrics_bind: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         log_format: LogFormat::Text,
         healthcheck: false,
     };
     let app = Application::build(&config).await?;
     let base_url = format!("http://{}", app.local_addr()?);
+    let metrics_addr = app
+        .metrics_addr()
+        .context("the application opened no metrics listener")?;
     let (stop, stop_requested) = oneshot::channel::<()>();
     let stopped = tokio::spawn(app.run_until(async move {
         // Also resolves when the sender is dropped with the driver.
@@ -173,6 +180,12 @@ async fn driver(
         outages,
         server: Some(Stoppable { stop, stopped }),
         store_wait: TIMEOUTS.connect + TIMEOUTS.response,
+        metrics: Some(Box::new(Listener {
+            client: http_client()?,
+            url: format!("http://{metrics_addr}/metrics"),
+            // A real body for `promtool check metrics` (scripts/gate.sh).
+            keep_at: Some(crate::report_dir().join("integration").join("metrics.prom")),
+        })),
     })
 }
 

@@ -13,29 +13,35 @@ use anyhow::Result;
 use futures::future::{BoxFuture, FutureExt};
 use page_tracker::{
     app::router,
+    metrics::{InstrumentedStore, Metrics},
     routes::AppState,
     store::{Store, StoreError},
 };
 
-use crate::driver::{App, Counter, Driver, Outages};
+use crate::{
+    driver::{App, Counter, Driver, Outages},
+    metrics::Registry,
+};
 
 /// Short, so that a frozen store costs a scenario little time.
 const STORE_WAIT: Duration = Duration::from_millis(200);
 
-/// A fresh application and store double for one scenario.
+/// A fresh application, store double and metrics registry for one scenario.
 pub fn driver() -> Driver {
     let store = Arc::new(StoreDouble::default());
+    let metrics = Arc::new(Metrics::new());
     let state = AppState {
-        store: store.clone(),
+        store: Arc::new(InstrumentedStore::new(store.clone(), metrics.store())),
         store_deadline: STORE_WAIT,
         request_timeout: Duration::from_secs(10),
     };
     Driver {
-        app: App::InProcess(router(state)),
+        app: App::InProcess(router(state, Some(&metrics))),
         counter: Box::new(store.clone()),
         outages: Some(Box::new(store)),
         server: None,
         store_wait: STORE_WAIT,
+        metrics: Some(Box::new(Registry(metrics))),
     }
 }
 
