@@ -4,7 +4,10 @@
 use std::{
     collections::BTreeMap,
     path::PathBuf,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -103,7 +106,12 @@ impl MetricsView for Listener {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                std::fs::write(path, &text)
+                // Scenarios scrape side by side: write apart, then rename in one step.
+                static WRITES: AtomicU64 = AtomicU64::new(0);
+                let partial =
+                    path.with_extension(format!("{}.partial", WRITES.fetch_add(1, Ordering::Relaxed)));
+                std::fs::write(&partial, &text)
+                    .and_then(|()| std::fs::rename(&partial, path))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(only(parse_exposition(&text)?, names))
