@@ -213,7 +213,10 @@ fn parse_bind(value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-fn parse_metrics_bind(value: Option<&str>, bind: SocketAddr) -> Result<Option<SocketAddr>, ConfigError> {
+fn parse_metrics_bind(
+    value: Option<&str>,
+    bind: SocketAddr,
+) -> Result<Option<SocketAddr>, ConfigError> {
     let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
         return Ok(None);
     };
@@ -398,7 +401,9 @@ mod tests {
         assert_eq!(config(&[]).unwrap().metrics_bind, None);
         assert_eq!(config(&["--metrics-bind="]).unwrap().metrics_bind, None);
         assert_eq!(
-            config(&["--metrics-bind=0.0.0.0:9000"]).unwrap().metrics_bind,
+            config(&["--metrics-bind=0.0.0.0:9000"])
+                .unwrap()
+                .metrics_bind,
             Some("0.0.0.0:9000".parse().unwrap())
         );
     }

@@ -133,9 +133,7 @@ impl HttpMetrics {
 
 fn labels(method: usize, route: &RouteKey, status: u16) -> HttpLabels {
     HttpLabels {
-        http_request_method: METHODS
-            .get(method)
-            .map_or(OTHER_METHOD, Method::as_str),
+        http_request_method: METHODS.get(method).map_or(OTHER_METHOD, Method::as_str),
         http_route: match route {
             RouteKey::Known(index) => Cow::Borrowed(ROUTES[*index]),
             RouteKey::Unmatched => Cow::Borrowed(UNMATCHED_ROUTE),

@@ -28,9 +28,9 @@ impl Sample {
     /// label, as in PromQL.
     pub fn matches(&self, name: &str, labels: &[(&str, &str)]) -> bool {
         self.name == name
-            && labels.iter().all(|(label, value)| {
-                self.labels.get(*label).map_or("", String::as_str) == *value
-            })
+            && labels
+                .iter()
+                .all(|(label, value)| self.labels.get(*label).map_or("", String::as_str) == *value)
     }
 }
 
@@ -108,8 +108,10 @@ impl MetricsView for Listener {
                 }
                 // Scenarios scrape side by side: write apart, then rename in one step.
                 static WRITES: AtomicU64 = AtomicU64::new(0);
-                let partial =
-                    path.with_extension(format!("{}.partial", WRITES.fetch_add(1, Ordering::Relaxed)));
+                let partial = path.with_extension(format!(
+                    "{}.partial",
+                    WRITES.fetch_add(1, Ordering::Relaxed)
+                ));
                 std::fs::write(&partial, &text)
                     .and_then(|()| std::fs::rename(&partial, path))
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -134,11 +136,7 @@ pub struct Prometheus {
 
 impl Prometheus {
     async fn query(&self, promql: &str) -> Result<Vec<serde_json::Value>> {
-        let url = format!(
-            "{}/api/v1/query?query={}",
-            self.url,
-            percent_encode(promql)
-        );
+        let url = format!("{}/api/v1/query?query={}", self.url, percent_encode(promql));
         let response = self
             .client
             .get(&url)
@@ -146,8 +144,8 @@ impl Prometheus {
             .await
             .with_context(|| format!("querying Prometheus at {}", self.url))?;
         let status = response.status();
-        let body: serde_json::Value = serde_json::from_str(&response.text().await?)
-            .context("reading Prometheus' answer")?;
+        let body: serde_json::Value =
+            serde_json::from_str(&response.text().await?).context("reading Prometheus' answer")?;
         ensure!(
             status == 200 && body["status"] == "success",
             "Prometheus answered {status} to {promql}: {body}"
@@ -185,11 +183,7 @@ impl MetricsView for Prometheus {
         async move {
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
             self.scraped_since(now).await?;
-            let promql = format!(
-                "{{__name__=~\"{}\",job=\"{}\"}}",
-                names.join("|"),
-                self.job
-            );
+            let promql = format!("{{__name__=~\"{}\",job=\"{}\"}}", names.join("|"), self.job);
             let mut samples = Vec::new();
             for series in self.query(&promql).await? {
                 let serde_json::Value::Object(metric) = &series["metric"] else {
@@ -295,10 +289,7 @@ fn parse_sample(line: &str) -> Result<Sample> {
             labels.insert(label, value);
         }
     }
-    let value = rest
-        .split_whitespace()
-        .next()
-        .context("no value")?;
+    let value = rest.split_whitespace().next().context("no value")?;
     let value = match value {
         "+Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,

@@ -333,7 +333,9 @@ async fn operator_sees_page_answers(
     expect_more(world, REQUESTS, &labels, answers, true).await
 }
 
-#[then(expr = "the operator sees {int} more answer(s) for a page that does not exist, with status {int}")]
+#[then(
+    expr = "the operator sees {int} more answer(s) for a page that does not exist, with status {int}"
+)]
 async fn operator_sees_unknown_pages(
     world: &mut PageTrackerWorld,
     answers: u32,
@@ -395,7 +397,10 @@ async fn operator_sees_no_new_series(world: &mut PageTrackerWorld) -> Result<()>
 
 #[then("no series is named after an address a visitor asked for")]
 async fn no_series_named_after_paths(world: &mut PageTrackerWorld) -> Result<()> {
-    ensure!(!world.asked_for.is_empty(), "no visitor asked for an address");
+    ensure!(
+        !world.asked_for.is_empty(),
+        "no visitor asked for an address"
+    );
     let samples = world.driver()?.metrics()?.samples(&FIGURES).await?;
     for sample in &samples {
         for value in sample.labels.values() {
@@ -451,7 +456,8 @@ async fn expect_more(
             bail!(
                 "{count}{labels:?}: expected {expected}, the operator sees {counted}{}",
                 match (time_before, time_now) {
-                    (Some(before), Some(now)) => format!("; time spent went from {before} s to {now} s"),
+                    (Some(before), Some(now)) =>
+                        format!("; time spent went from {before} s to {now} s"),
                     _ => String::new(),
                 }
             );
