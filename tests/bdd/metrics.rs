@@ -40,7 +40,8 @@ pub fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .iter()
         .filter(|sample| sample.matches(name, labels))
         .map(|sample| sample.value)
-        .sum()
+        // An empty f64 sum is -0; the operator reads 0.
+        .fold(0.0, |total, value| total + value)
 }
 
 /// Where a level reads the metrics.
