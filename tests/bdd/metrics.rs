@@ -162,9 +162,12 @@ impl Prometheus {
         let deadline = tokio::time::Instant::now() + self.patience();
         let promql = format!("min(timestamp(up{{job=\"{}\"}}))", self.job);
         loop {
-            let result = self.query(&promql).await?;
-            let oldest = result.first().and_then(value_of);
-            if oldest.is_some_and(|oldest| oldest >= after) {
+            // Prometheus may still be starting: an error is retried until the deadline.
+            let oldest = match self.query(&promql).await {
+                Ok(result) => Ok(result.first().and_then(value_of)),
+                Err(err) => Err(err),
+            };
+            if matches!(oldest, Ok(Some(oldest)) if oldest >= after) {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
