@@ -266,6 +266,57 @@ mod tests {
         }
     }
 
+    fn state(store: Arc<Tally>) -> AppState {
+        AppState {
+            store,
+            store_deadline: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Methods nobody registered are one label value, and two applications in one
+    /// process never share a count.
+    #[tokio::test]
+    async fn unknown_methods_are_other_and_registries_stay_apart() {
+        let (one, two) = (Metrics::new(), Metrics::new());
+        let app = router(state(Arc::default()), Some(&one));
+        let _other = router(state(Arc::default()), Some(&two));
+        let request = Request::builder()
+            .method("BREW")
+            .uri("/")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let series = r#"http_server_request_duration_seconds_count{http_request_method="_OTHER",http_route="/",http_response_status_code="405"} 1"#;
+        assert!(one.encode().contains(series), "{}", one.encode());
+        assert!(!two.encode().contains("_OTHER"));
+    }
+
+    /// The id the load balancer sent comes back; without one, the service makes one.
+    #[tokio::test]
+    async fn every_answer_carries_a_request_id() {
+        let app = router(state(Arc::default()), None);
+        let sent = Request::builder()
+            .uri("/")
+            .header("x-request-id", "lb-42")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(sent).await.unwrap();
+        assert_eq!(response.headers()["x-request-id"], "lb-42");
+        let response = app
+            .oneshot(
+                Request::builder()
+                    .uri("/nowhere")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let made = response.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(made.len(), 36, "{made}");
+    }
+
     const METHODS: [&str; 9] = [
         "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW",
     ];
