@@ -35,10 +35,12 @@ RUN cargo chef cook --locked --release --all-targets --recipe-path recipe.json \
 # dependencies get a cached layer of their own.
 RUN cargo chef cook --locked --profile dist --bin page-tracker --recipe-path recipe.json
 COPY . .
+# The revision the binary reports in page_tracker_build_info.
+ARG REVISION=unknown
 RUN cargo fmt --check \
     && cargo clippy --locked --all-targets -- -D warnings \
     && cargo test --locked --release --test bdd -- --level unit \
-    && cargo build --locked --profile dist --bin page-tracker
+    && PAGE_TRACKER_REVISION="${REVISION}" cargo build --locked --profile dist --bin page-tracker
 
 # --- Runtime: the binary alone, as an unprivileged user.
 FROM ${RUNTIME_IMAGE} AS runtime
@@ -55,7 +57,10 @@ RUN groupadd --system --gid 10001 page-tracker \
     && useradd --system --uid 10001 --gid page-tracker --no-create-home --shell /usr/sbin/nologin page-tracker
 COPY --from=builder /build/target/dist/page-tracker /usr/local/bin/page-tracker
 USER 10001:10001
+# Metrics for Prometheus on 9000: reached inside the container network only, so
+# it is not EXPOSEd (`docker run -P` would publish it).
 ENV PAGE_TRACKER_BIND=0.0.0.0:8000 \
+    METRICS_BIND=0.0.0.0:9000 \
     REDIS_URL=redis://localhost:6379
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
