@@ -40,11 +40,13 @@ RUN cargo chef cook --locked --profile dist --all-targets --recipe-path recipe.j
 COPY . .
 # pipefail: a failing cargo must fail the RUN, not vanish into the pipe.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# The revision the binary reports in page_tracker_build_info.
+ARG REVISION=unknown
 # cargo names the test binary with a hash; it is copied to a fixed path for the test image.
 RUN cargo fmt --check \
     && cargo clippy --locked --all-targets -- -D warnings \
     && cargo test --locked --profile dist --test bdd -- --level unit \
-    && cargo build --locked --profile dist --bin page-tracker \
+    && PAGE_TRACKER_REVISION="${REVISION}" cargo build --locked --profile dist --bin page-tracker \
     && cargo test --locked --profile dist --test bdd --no-run --message-format=json \
         | sed -n 's/.*"executable":"\([^"]*\/bdd-[^"]*\)".*/\1/p' > bdd-path \
     && test -s bdd-path \
@@ -78,7 +80,10 @@ LABEL org.opencontainers.image.title="page-tracker" \
       org.opencontainers.image.licenses="MIT"
 COPY --from=builder /build/out/page-tracker /usr/local/bin/page-tracker
 USER 65532:65532
+# Metrics for Prometheus on 9000: reached inside the container network only, so
+# it is not EXPOSEd (`docker run -P` would publish it).
 ENV PAGE_TRACKER_BIND=0.0.0.0:8000 \
+    METRICS_BIND=0.0.0.0:9000 \
     REDIS_URL=redis://localhost:6379
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \

@@ -45,6 +45,9 @@
 # ends with the lines
 #   service/health throughput ratio at c=64: X.XX
 #   service/redis-incr throughput ratio at c=64: X.XX
+# With a second service B it first prints the median of B/A's per-round throughput
+# ratios and what B costs, e.g. metrics on (B) against off (A):
+#   scripts/bench.sh --compare-env METRICS_BIND=127.0.0.1:0 --concurrency 64
 # Every process it starts is stopped on exit, error or interrupt. Traffic goes to
 # 127.0.0.1 only, and every load run is bounded in time (and wrapped in timeout).
 set -euo pipefail

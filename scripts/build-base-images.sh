@@ -4,6 +4,7 @@
 #   debian:bookworm-slim        rust:1.95.0-slim-bookworm        redis:7.0.15-bookworm
 #   haproxy:2.6-bookworm        (the load balancer in front of the service's replicas)
 #   gcr.io/distroless/cc-debian12:nonroot
+#   prom/prometheus:v2.42.0     oliver006/redis_exporter:v1.45.0 (the monitoring profile)
 #
 # For each image: present locally -> nothing to do; otherwise `docker pull` (short
 # timeout); if the registry is unreachable, build it from Debian's package archive:
@@ -15,6 +16,8 @@
 #   * haproxy : FROM that image, Debian's haproxy package (scripts/base-images/).
 #   * distroless: Debian's libc6, libgcc-s1, tzdata, ... unpacked FROM scratch, with the
 #               official image's users, CA bundle and os-release (scripts/base-images/).
+#   * prometheus, redis-exporter : FROM that image, Debian's prometheus and
+#               prometheus-redis-exporter packages in the official images' layout.
 # Names/tags are exactly the upstream ones so Dockerfiles, compose and
 # testcontainers need no change. Run with --help for options.
 set -euo pipefail
@@ -31,12 +34,16 @@ HAPROXY_BRANCH="2.6"                          # the official image's tag names t
 HAPROXY_VERSION="2.6.12"                      # upstream version of bookworm's haproxy (2.6.12-1+deb12uN)
 GLIBC_VERSION="2.36"                          # upstream version of bookworm's libc6 (2.36-9+deb12uN)
 DISTROLESS_PACKAGES="base-files netbase tzdata libc6 libgcc-s1"   # + the CA bundle of ca-certificates
+PROMETHEUS_VERSION="2.42.0"                   # bookworm's prometheus (2.42.0+ds-5+deb12uN)
+REDIS_EXPORTER_VERSION="1.45.0"               # bookworm's prometheus-redis-exporter (1.45.0-2+bN)
 
 DEBIAN_IMAGE="debian:${DEBIAN_SUITE}-slim"
 RUST_IMAGE="rust:${RUST_VERSION}-slim-${DEBIAN_SUITE}"
 REDIS_IMAGE="redis:${REDIS_VERSION}-${DEBIAN_SUITE}"
 HAPROXY_IMAGE="haproxy:${HAPROXY_BRANCH}-${DEBIAN_SUITE}"
 DISTROLESS_IMAGE="gcr.io/distroless/cc-debian12:nonroot"
+PROMETHEUS_IMAGE="prom/prometheus:v${PROMETHEUS_VERSION}"
+REDIS_EXPORTER_IMAGE="oliver006/redis_exporter:v${REDIS_EXPORTER_VERSION}"
 PULL_TIMEOUT="${PULL_TIMEOUT:-60}"            # seconds per `docker pull` attempt
 BUILT_BY_LABEL="org.page-tracker.built-by=scripts/build-base-images.sh"
 SMOKE_LABEL="org.page-tracker.build-base-images.smoke=1"   # on our test containers
@@ -47,7 +54,7 @@ PROG="$(basename "$0")"
 
 usage() {
     cat <<EOF
-Usage: ${PROG} [options] [debian|rust|redis|haproxy|distroless ...]
+Usage: ${PROG} [options] [debian|rust|redis|haproxy|distroless|prometheus|redis-exporter ...]
 
 Ensure these images exist locally (default: all of them):
   ${DEBIAN_IMAGE}
@@ -55,6 +62,8 @@ Ensure these images exist locally (default: all of them):
   ${REDIS_IMAGE}
   ${HAPROXY_IMAGE}
   ${DISTROLESS_IMAGE}
+  ${PROMETHEUS_IMAGE}
+  ${REDIS_EXPORTER_IMAGE}
 
 An image that already exists is left alone. A missing one is pulled
 (timeout ${PULL_TIMEOUT}s); if the pull fails it is built locally from Debian's
@@ -85,12 +94,12 @@ while [ $# -gt 0 ]; do
         -f|--force) FORCE=1 ;;
         --no-pull) NO_PULL=1 ;;
         -v|--verbose) VERBOSE=1 ;;
-        debian|rust|redis|haproxy|distroless) WANT+=("$1") ;;
+        debian|rust|redis|haproxy|distroless|prometheus|redis-exporter) WANT+=("$1") ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
     shift
 done
-[ ${#WANT[@]} -gt 0 ] || WANT=(debian redis rust haproxy distroless)
+[ ${#WANT[@]} -gt 0 ] || WANT=(debian redis rust haproxy distroless prometheus redis-exporter)
 wanted() { local w; for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 # ---- temp dir, cleanup, interruption safety ----------------------------------
@@ -566,11 +575,50 @@ build_distroless() {
     tag_image "$id" "$DISTROLESS_IMAGE"
 }
 
+# ---- prom/prometheus and oliver006/redis_exporter ---------------------------------
+# build_from_package NAME IMAGE DOCKERFILE VERSION_ARG=VERSION: docker build FROM the
+# Debian image with one of Debian's packages; the smoke test is the caller's.
+build_from_package() {
+    local name="$1" image="$2" dockerfile="$3" version_arg="$4"
+    probe_build_network
+    workdir
+    local ctx="$WORK/$name-ctx"
+    mkdir -p "$ctx"
+    cp "$HELPER_DIR/$dockerfile" "$ctx/Dockerfile"
+    log "$image: docker build FROM $DEBIAN_IMAGE with Debian's package (${version_arg})"
+    step "$name-build" docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
+        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" --build-arg "$version_arg" \
+        --label "$BUILT_BY_LABEL" --iidfile "$WORK/$name.iid" "$ctx"
+    mark_pending "$(cat "$WORK/$name.iid")"
+}
+
+build_prometheus() {
+    build_from_package prometheus "$PROMETHEUS_IMAGE" prometheus.Dockerfile "PROMETHEUS_VERSION=$PROMETHEUS_VERSION"
+    local id; id="$(cat "$WORK/prometheus.iid")"
+    # smoke test offline: version, user, and the default command's configuration
+    step prometheus-smoke docker run --rm --label "$SMOKE_LABEL" --network none --entrypoint sh "$id" -ec \
+        "prometheus --version 2>&1 | grep -q 'version ${PROMETHEUS_VERSION}'; test \"\$(id -u)\" = 65534;
+         test -w /prometheus; promtool check config /etc/prometheus/prometheus.yml"
+    log "$PROMETHEUS_IMAGE: smoke test ok (prometheus ${PROMETHEUS_VERSION}, user nobody, promtool)"
+    tag_image "$id" "$PROMETHEUS_IMAGE"
+}
+
+build_redis_exporter() {
+    build_from_package redis-exporter "$REDIS_EXPORTER_IMAGE" redis-exporter.Dockerfile \
+        "REDIS_EXPORTER_VERSION=$REDIS_EXPORTER_VERSION"
+    local id; id="$(cat "$WORK/redis-exporter.iid")"
+    # smoke test offline: the binary at the official path names its version, as user 59000
+    step redis-exporter-smoke docker run --rm --label "$SMOKE_LABEL" --network none --entrypoint sh "$id" -ec \
+        "/redis_exporter --version 2>&1 | grep -q 'Exporter ${REDIS_EXPORTER_VERSION}'; test \"\$(id -u)\" = 59000"
+    log "$REDIS_EXPORTER_IMAGE: smoke test ok (redis_exporter ${REDIS_EXPORTER_VERSION})"
+    tag_image "$id" "$REDIS_EXPORTER_IMAGE"
+}
+
 # ---- main ------------------------------------------------------------------------------
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "cannot talk to the Docker engine (is it running? are you in the docker group?)"
 for f in redis.Dockerfile redis-entrypoint.sh rust.Dockerfile haproxy.Dockerfile haproxy-entrypoint.sh \
-         distroless-cc.Dockerfile; do
+         distroless-cc.Dockerfile prometheus.Dockerfile redis-exporter.Dockerfile; do
     [ -f "$HELPER_DIR/$f" ] || die "missing helper file $HELPER_DIR/$f"
 done
 
@@ -588,6 +636,8 @@ if wanted redis && { [ "$FORCE" -eq 1 ] || ! image_exists "$REDIS_IMAGE"; }; the
 if wanted rust  && { [ "$FORCE" -eq 1 ] || ! image_exists "$RUST_IMAGE"; }; then need_debian=1; fi
 if wanted haproxy && { [ "$FORCE" -eq 1 ] || ! image_exists "$HAPROXY_IMAGE"; }; then need_debian=1; fi
 if wanted distroless && { [ "$FORCE" -eq 1 ] || ! image_exists "$DISTROLESS_IMAGE"; }; then need_debian=1; fi
+if wanted prometheus && { [ "$FORCE" -eq 1 ] || ! image_exists "$PROMETHEUS_IMAGE"; }; then need_debian=1; fi
+if wanted redis-exporter && { [ "$FORCE" -eq 1 ] || ! image_exists "$REDIS_EXPORTER_IMAGE"; }; then need_debian=1; fi
 
 if [ "$need_debian" -eq 1 ]; then
     if wanted debian; then
@@ -605,6 +655,9 @@ if wanted redis && ! present_or_pulled "$REDIS_IMAGE"; then build_redis; fi
 if wanted rust  && ! present_or_pulled "$RUST_IMAGE";  then build_rust;  fi
 if wanted haproxy && ! present_or_pulled "$HAPROXY_IMAGE"; then build_haproxy; fi
 if wanted distroless && ! present_or_pulled "$DISTROLESS_IMAGE"; then build_distroless; fi
+if wanted prometheus && ! present_or_pulled "$PROMETHEUS_IMAGE"; then build_prometheus; fi
+if wanted redis-exporter && ! present_or_pulled "$REDIS_EXPORTER_IMAGE"; then build_redis_exporter; fi
 
-log "done: $(for n in "$DEBIAN_IMAGE" "$REDIS_IMAGE" "$RUST_IMAGE" "$HAPROXY_IMAGE" "$DISTROLESS_IMAGE"; do
+log "done: $(for n in "$DEBIAN_IMAGE" "$REDIS_IMAGE" "$RUST_IMAGE" "$HAPROXY_IMAGE" "$DISTROLESS_IMAGE" \
+    "$PROMETHEUS_IMAGE" "$REDIS_EXPORTER_IMAGE"; do
     image_exists "$n" && printf '%s ' "$n"; done)"

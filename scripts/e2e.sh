@@ -6,6 +6,9 @@
 #
 #   scripts/e2e.sh            (PAGE_TRACKER_PORT: host port for the restart check, default 18080;
 #                              E2E_PROJECT: compose project name, default page-tracker-e2e)
+#
+# The monitoring profile runs too: the operator's scenarios read the metrics
+# through Prometheus (PROMETHEUS_URL in the test-service).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -15,7 +18,8 @@ cd "$(dirname "$0")/.."
 project=${E2E_PROJECT:-page-tracker-e2e}
 export PAGE_TRACKER_PORT="${PAGE_TRACKER_PORT:-18080}"
 replicas=${E2E_REPLICAS:-3}
-stack() { "${COMPOSE[@]}" --project-name "$project" --profile testing "$@"; }
+export E2E_PROMETHEUS_URL=http://prometheus:9090
+stack() { "${COMPOSE[@]}" --project-name "$project" --profile testing --profile monitoring "$@"; }
 
 teardown() { stack down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 trap teardown EXIT
@@ -41,6 +45,9 @@ started=$SECONDS
 set +e
 stack up --scale web-service="$replicas" --exit-code-from test-service
 status=$?
+# Every service's logs are kept by Docker's json-file driver: show Prometheus' few
+# warnings and errors, if any, beside the result.
+docker logs "$(stack ps -q prometheus)" 2>&1 | grep -E '"level":"(warn|error)"' | tail -n 20 || true
 set -e
 log "the e2e run took $((SECONDS - started)) s"
 

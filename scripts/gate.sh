@@ -2,7 +2,8 @@
 # The pull-request gate of .github/workflows/ci.yml, run locally in the same order:
 #
 #   base-images  fmt  clippy  deny  hadolint  yamllint  workflow-schema  compose-schema
-#   zizmor  gherkin  kubernetes  test (unit + integration)  e2e  rollout  living-doc
+#   zizmor  gherkin  kubernetes  test (unit + integration)  prometheus  e2e  rollout
+#   living-doc
 #   mutants (only when asked for: cargo mutants on the lines changed since the base branch)
 #
 # A failed stage does not stop the run (unless --fail-fast): every stage reports,
@@ -16,6 +17,9 @@
 # ../shared/advisory-db when that directory exists (offline), else fetches it. make
 # and gcc (jemalloc's build needs them), and chromium (the living documentation is
 # opened in it), are installed with apt-get when missing and the gate runs as root.
+# promtool, when not on the PATH, is taken from Debian's prometheus package
+# (downloaded with apt-get, unpacked into target/gate-tools; nothing is installed or
+# started).
 #
 #   scripts/gate.sh                    every stage but mutants
 #   scripts/gate.sh --skip-e2e         all but the e2e stage (also GATE_SKIP_E2E=1)
@@ -26,10 +30,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
-usage() { sed -n '2,25s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,29s/^# \{0,1\}//p' "$0"; }
 
 STAGES=(base-images fmt clippy deny hadolint yamllint workflow-schema compose-schema
-        zizmor gherkin kubernetes test e2e rollout living-doc mutants)
+        zizmor gherkin kubernetes test prometheus e2e rollout living-doc mutants)
 skip=" ${GATE_SKIP:-} "
 [ -n "${GATE_SKIP_E2E:-}" ] && [ "${GATE_SKIP_E2E}" != 0 ] && skip+=" e2e "
 fail_fast=false
@@ -57,6 +61,7 @@ done
 
 LOGS=target/gate
 VENV=target/gate-venv
+TOOLS=target/gate-tools
 SHARED_ADVISORY_DB=../shared/advisory-db
 mkdir -p "$LOGS"
 # The cargo-deny version CI installs: one place to change it.
@@ -155,6 +160,31 @@ cargo_mutants_tool() {
     cargo install --locked --quiet cargo-mutants --version "$MUTANTS_VERSION"
 }
 
+# promtool from Debian's prometheus package (bookworm: 2.42, as the monitoring
+# profile's Prometheus): only the binary, unpacked from the package into $TOOLS.
+PROMTOOL=promtool
+promtool_tool() {
+    command -v promtool >/dev/null && return 0
+    PROMTOOL=$TOOLS/promtool
+    [ -x "$PROMTOOL" ] && return 0
+    echo "gate: unpacking promtool from Debian's prometheus package into $TOOLS"
+    local work
+    work=$(mktemp -d) || return 1
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq || { rm -rf "$work"; return 1; }
+        chmod 0777 "$work" # apt's download user writes there
+    fi
+    if (cd "$work" && apt-get download -qq prometheus) &&
+        dpkg-deb -x "$work"/prometheus_*.deb "$work/x" &&
+        mkdir -p "$TOOLS" && cp "$work/x/usr/bin/promtool" "$PROMTOOL"; then
+        rm -rf "$work"
+        return 0
+    fi
+    rm -rf "$work"
+    echo "gate: promtool is missing: install Debian's prometheus package" >&2
+    return 1
+}
+
 # --- Stages ------------------------------------------------------------------
 
 # As CI's `cargo deny --locked check`, without the inclusion graphs (`cargo deny check` shows them).
@@ -232,6 +262,24 @@ unit_and_integration() {
     return "$status"
 }
 
+# The monitoring profile's configuration, its rules and their unit tests, and a real
+# /metrics body (kept by the integration level) in the exposition format.
+prometheus() {
+    local body=target/bdd/integration/metrics.prom
+    promtool_tool || return 1
+    "$PROMTOOL" --version | head -n 1
+    "$PROMTOOL" check config deploy/prometheus/prometheus.yml &&
+        "$PROMTOOL" check rules deploy/prometheus/rules.yml &&
+        "$PROMTOOL" test rules deploy/prometheus/rules_test.yml || return 1
+    if [ ! -s "$body" ]; then
+        echo "gate: no /metrics body at $body: the integration level did not scrape one" >&2
+        return 1
+    fi
+    echo "Checking $body"
+    # promtool prints lint problems and exits non-zero on any.
+    "$PROMTOOL" check metrics <"$body" && echo "  SUCCESS: $(grep -vc '^#' "$body") samples"
+}
+
 e2e() {
     scripts/e2e.sh 2>&1 | tee "$LOGS/e2e.log"
     return "${PIPESTATUS[0]}"
@@ -277,7 +325,7 @@ living_doc() {
 
 # --- The run -----------------------------------------------------------------
 
-rm -f "$LOGS/test.log" "$LOGS/e2e.log"
+rm -f "$LOGS/test.log" "$LOGS/e2e.log" target/bdd/integration/metrics.prom
 
 stage base-images scripts/build-base-images.sh
 stage fmt cargo fmt --check
@@ -320,6 +368,7 @@ else
 fi
 
 stage test unit_and_integration
+stage prometheus prometheus
 
 if [ "${result[base-images]}" = failed ]; then
     not_run e2e "the base images are missing"

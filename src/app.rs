@@ -5,6 +5,7 @@ use std::{future::Future, io, net::SocketAddr, sync::Arc};
 use axum::{Router, http::StatusCode, routing::get};
 use tokio::net::TcpListener;
 use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
     trace::{DefaultOnFailure, TraceLayer},
 };
@@ -13,13 +14,19 @@ use tracing::Level;
 use crate::{
     config::Config,
     drain::{self, Drain},
+    error::REQUEST_ID,
+    metrics::{self, InstrumentedStore, Metrics, ObserveLayer},
     routes::{self, AppState},
     server::{self, Limits},
-    store::RedisStore,
+    store::{RedisStore, Store},
 };
 
+/// Open connections at most on the metrics listener: Prometheus needs one or two.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
 /// The one place the HTTP interface is assembled, whatever the store behind it.
-pub fn router(state: AppState) -> Router {
+/// With `metrics`, every request is recorded there.
+pub fn router(state: AppState, metrics: Option<&Metrics>) -> Router {
     let router = Router::new()
         .route(
             "/",
@@ -45,11 +52,17 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
+    // Outermost first: the request gets its id, is observed (and its failure logged
+    // with that id), and its answer carries the id back and, while draining, asks the
+    // client to close its connection.
     router
         .layer(axum::middleware::map_response_with_state(
             state.drain.clone(),
             drain::close_connections_while_draining,
         ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(ObserveLayer::new(metrics.map(Metrics::http)))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }
 
@@ -84,39 +97,63 @@ pub struct Application {
     router: Router,
     limits: Limits,
     drain: Drain,
+    metrics: Option<MetricsListener>,
+}
+
+/// The second listener, serving `GET /metrics`.
+struct MetricsListener {
+    listener: TcpListener,
+    router: Router,
 }
 
 impl Application {
-    /// Builds the production service from its configuration: a Redis store and a listener.
+    /// Builds the production service from its configuration: a Redis store and a
+    /// listener, and the metrics listener when one is configured.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let store = RedisStore::new(
+        let redis = RedisStore::new(
             config.redis.connection_info().clone(),
             config.redis_timeouts,
         )
         .map_err(StartError::Store)?;
+        let metrics = config.metrics_bind.map(|_| Arc::new(Metrics::new()));
+        // Timed under the batched counter, so that each command Redis runs is one sample.
+        let store: Arc<dyn Store> = match &metrics {
+            Some(metrics) => Arc::new(InstrumentedStore::new(
+                redis.with_observer(metrics.store()),
+                metrics.store(),
+            )),
+            None => Arc::new(redis),
+        };
         let state = AppState::new(
-            Arc::new(store),
+            store,
             // Redis' own timeouts fire first; this bound only guards against the unforeseen.
             config.redis_timeouts.connect + config.redis_timeouts.response,
             config.request_timeout,
         );
-        Self::bind(config.bind, state, config.limits).await
+        let mut app = Self::bind(config.bind, state, config.limits, metrics.as_deref()).await?;
+        if let (Some(addr), Some(metrics)) = (config.metrics_bind, metrics) {
+            app.metrics = Some(MetricsListener {
+                listener: listen(addr).await?,
+                router: metrics::router(metrics),
+            });
+        }
+        Ok(app)
     }
 
-    /// Binds `addr` (port 0 picks a free port) and serves `state` there.
+    /// Binds `addr` (port 0 picks a free port) and serves `state` there, recording
+    /// requests in `metrics` when given.
     pub async fn bind(
         addr: SocketAddr,
         state: AppState,
         limits: Limits,
+        metrics: Option<&Metrics>,
     ) -> Result<Self, StartError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
-            listener,
+            listener: listen(addr).await?,
             drain: state.drain.clone(),
-            router: router(state),
+            router: router(state, metrics),
             limits,
+            metrics: None,
         })
     }
 
@@ -125,10 +162,34 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The address the metrics listener bound, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|metrics| metrics.listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then drains: `/serving` and `/ready` answer
     /// 503 and answers close their connections, while visitors are still served for
     /// the drain delay. Then it stops accepting and finishes the requests in flight.
+    /// The metrics listener serves until the end, so the shutdown itself can be watched.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let metrics = self.metrics.map(|metrics| {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let limits = Limits {
+                max_connections: METRICS_MAX_CONNECTIONS,
+                ..self.limits
+            };
+            let serving = tokio::spawn(server::serve(
+                metrics.listener,
+                metrics.router,
+                limits,
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
+            (stop, serving)
+        });
         let drain = self.drain.clone();
         let delay = self.limits.drain_delay;
         let drained = async move {
@@ -142,8 +203,21 @@ impl Application {
                 tokio::time::sleep(delay).await;
             }
         };
-        server::serve(self.listener, self.router, self.limits, drained).await
+        let served = server::serve(self.listener, self.router, self.limits, drained).await;
+        if let Some((stop, serving)) = metrics {
+            let _ = stop.send(());
+            if let Ok(Err(err)) = serving.await {
+                tracing::warn!(%err, "the metrics listener stopped with an error");
+            }
+        }
+        served
     }
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM, the signals orchestrators send to stop a service.
@@ -217,6 +291,53 @@ mod tests {
         }
     }
 
+    fn state(store: Arc<Tally>) -> AppState {
+        AppState::new(store, Duration::from_secs(1), Duration::from_secs(5))
+    }
+
+    /// Methods nobody registered are one label value, and two applications in one
+    /// process never share a count.
+    #[tokio::test]
+    async fn unknown_methods_are_other_and_registries_stay_apart() {
+        let (one, two) = (Metrics::new(), Metrics::new());
+        let app = router(state(Arc::default()), Some(&one));
+        let _other = router(state(Arc::default()), Some(&two));
+        let request = Request::builder()
+            .method("BREW")
+            .uri("/")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let series = r#"http_server_request_duration_seconds_count{http_request_method="_OTHER",http_route="/",http_response_status_code="405"} 1"#;
+        assert!(one.encode().contains(series), "{}", one.encode());
+        assert!(!two.encode().contains("_OTHER"));
+    }
+
+    /// The id the load balancer sent comes back; without one, the service makes one.
+    #[tokio::test]
+    async fn every_answer_carries_a_request_id() {
+        let app = router(state(Arc::default()), None);
+        let sent = Request::builder()
+            .uri("/")
+            .header("x-request-id", "lb-42")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(sent).await.unwrap();
+        assert_eq!(response.headers()["x-request-id"], "lb-42");
+        let response = app
+            .oneshot(
+                Request::builder()
+                    .uri("/nowhere")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let made = response.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(made.len(), 36, "{made}");
+    }
+
     const METHODS: [&str; 9] = [
         "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW",
     ];
@@ -235,11 +356,8 @@ mod tests {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 let store = Arc::new(Tally::default());
-                let app = router(AppState::new(
-                    store.clone(),
-                    Duration::from_secs(1),
-                    Duration::from_secs(5),
-                ));
+                let state = AppState::new(store.clone(), Duration::from_secs(1), Duration::from_secs(5));
+                let app = router(state, None);
                 let mut expected = 0;
                 for (method, path) in requests {
                     let Ok(request) = Request::builder()

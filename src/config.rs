@@ -98,6 +98,11 @@ pub struct Args {
     )]
     drain_delay: String,
 
+    /// Address of a second listener serving GET /metrics for Prometheus, as IP:PORT;
+    /// unset or empty: no metrics are kept or served.
+    #[arg(long, env = "METRICS_BIND", value_name = "HOST:PORT")]
+    metrics_bind: Option<String>,
+
     /// Log line format; the level is set with RUST_LOG (default: info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -129,6 +134,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Limits on connections and slow clients.
     pub limits: Limits,
+    /// Where the metrics listener listens; `None`: no metrics.
+    pub metrics_bind: Option<SocketAddr>,
     /// Log line format.
     pub log_format: LogFormat,
     /// Check a running server instead of serving.
@@ -142,6 +149,9 @@ pub struct RedisTarget(ConnectionInfo);
 /// A setting that cannot be used, named as the operator wrote it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// The metrics address is not IP:PORT, or is the service's own.
+    #[error("invalid --metrics-bind / METRICS_BIND {value:?}: {reason}")]
+    MetricsBind { value: String, reason: &'static str },
     /// The bind address is not IP:PORT.
     #[error(
         "invalid --bind / PAGE_TRACKER_BIND {value:?}: expected IP:PORT such as 127.0.0.1:8000"
@@ -171,8 +181,10 @@ impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
     fn try_from(args: Args) -> Result<Self, ConfigError> {
+        let bind = parse_bind(&args.bind)?;
         Ok(Self {
-            bind: parse_bind(&args.bind)?,
+            bind,
+            metrics_bind: parse_metrics_bind(args.metrics_bind.as_deref(), bind)?,
             redis: RedisTarget::parse(&args.redis_url)?,
             redis_timeouts: RedisTimeouts {
                 connect: parse_timeout(
@@ -210,6 +222,26 @@ fn parse_bind(value: &str) -> Result<SocketAddr, ConfigError> {
     value.trim().parse().map_err(|_| ConfigError::Bind {
         value: value.to_owned(),
     })
+}
+
+fn parse_metrics_bind(
+    value: Option<&str>,
+    bind: SocketAddr,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = |reason| ConfigError::MetricsBind {
+        value: value.to_owned(),
+        reason,
+    };
+    let addr: SocketAddr = value
+        .parse()
+        .map_err(|_| invalid("expected IP:PORT such as 0.0.0.0:9000"))?;
+    if addr == bind && addr.port() != 0 {
+        return Err(invalid("must differ from --bind / PAGE_TRACKER_BIND"));
+    }
+    Ok(Some(addr))
 }
 
 fn parse_timeout(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
@@ -384,6 +416,28 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("PAGE_TRACKER_BIND"));
+    }
+
+    #[test]
+    fn metrics_are_off_unless_an_address_is_given() {
+        assert_eq!(config(&[]).unwrap().metrics_bind, None);
+        assert_eq!(config(&["--metrics-bind="]).unwrap().metrics_bind, None);
+        assert_eq!(
+            config(&["--metrics-bind=0.0.0.0:9000"])
+                .unwrap()
+                .metrics_bind,
+            Some("0.0.0.0:9000".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_metrics_address_that_is_not_usable_is_rejected_by_name() {
+        for bad in ["9000", "localhost:9000"] {
+            let err = config(&[&format!("--metrics-bind={bad}")]).unwrap_err();
+            assert!(err.to_string().contains("METRICS_BIND"), "{err}");
+        }
+        let err = config(&["--bind=0.0.0.0:8000", "--metrics-bind=0.0.0.0:8000"]).unwrap_err();
+        assert!(err.to_string().contains("must differ"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! How failures become HTTP responses: in one place, logged in full, shown briefly.
 
 use axum::{
-    http::StatusCode,
+    http::{HeaderMap, HeaderName, StatusCode},
     response::{Html, IntoResponse, Response},
 };
 
@@ -9,6 +9,10 @@ use crate::store::StoreError;
 
 /// The body a visitor sees when the page cannot be counted.
 pub const APOLOGY: &str = "Sorry, something went wrong \u{1F614}";
+
+/// The header that carries a request's id: taken from the load balancer when it
+/// sends one, else made by the service, and returned with the answer.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Why a request could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -20,10 +24,32 @@ pub enum AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        tracing::error!(error = %error_chain(&self), "request failed");
-        match self {
+        let failure = Failure {
+            cause: error_chain(&self),
+        };
+        let mut response = match self {
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, Html(APOLOGY)).into_response(),
-        }
+        };
+        response.extensions_mut().insert(failure);
+        response
+    }
+}
+
+/// Why a request failed, carried on its answer to the layer that knows the
+/// request's id (`metrics::ObserveLayer`), which logs it once.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    cause: String,
+}
+
+impl Failure {
+    /// Logs the failure at error level with the id in the answer's headers.
+    pub fn log(&self, headers: &HeaderMap) {
+        let request_id = headers
+            .get(&REQUEST_ID)
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or("-");
+        tracing::error!(request_id, error = %self.cause, "request failed");
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod drain;
 pub mod error;
 pub mod healthcheck;
+pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod store;

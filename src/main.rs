@@ -39,7 +39,12 @@ async fn main() -> ExitCode {
         Err(err) => return fail(&err, FAILURE),
     };
     let addr = app.local_addr().unwrap_or(config.bind);
-    tracing::info!(%addr, redis = %config.redis, "page-tracker listening");
+    match app.metrics_addr() {
+        Some(metrics) => {
+            tracing::info!(%addr, %metrics, redis = %config.redis, "page-tracker listening");
+        }
+        None => tracing::info!(%addr, redis = %config.redis, "page-tracker listening"),
+    }
     match app.run_until(shutdown_signal_with_escape()).await {
         Ok(()) => {
             tracing::info!("stopped");

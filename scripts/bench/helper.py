@@ -266,6 +266,18 @@ def summarize(results, meta_file):
     print()
 
     top = max(concs)
+    if "A" in subjects and "B" in subjects:
+        # Each round ran A and B back to back: the median of the per-round ratios
+        # cancels most of the machine's drift between rounds.
+        a = {r["round"]: num(r, "rate") for r in rows if r["subject"] == "A" and int(r["c"]) == top}
+        b = {r["round"]: num(r, "rate") for r in rows if r["subject"] == "B" and int(r["c"]) == top}
+        paired = [b[k] / a[k] for k in a if a[k] and b.get(k)]
+        if paired:
+            ratio = med(paired)
+            print(f"B/A throughput at c={top}: {ratio:.3f} (per round: "
+                  f"{' '.join(f'{p:.3f}' for p in paired)}); B costs {(1 - ratio) * 100:+.1f}% "
+                  f"of A's throughput")
+            print()
     print("targets:")
     for s in services:
         rate, rb = medians.get((s, top)), medians.get(("redis", top))

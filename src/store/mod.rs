@@ -37,6 +37,24 @@ pub trait Store: Send + Sync + 'static {
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
+/// A shared store is a store: one can be decorated and still be reached directly.
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
+        (**self).add_views(views)
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        (**self).ping()
+    }
+}
+
+/// Told by a store about what its callers cannot see, such as reconnections.
+pub trait StoreObserver: Send + Sync + 'static {
+    /// A connection was opened after the first attempt: the previous one was lost,
+    /// or earlier attempts failed.
+    fn reconnected(&self);
+}
+
 /// Why the store could not serve a request.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -15,7 +15,7 @@ use redis::{
     PushInfo, PushKind, RedisError, aio::MultiplexedConnection,
 };
 
-use super::{PAGE_VIEWS_KEY, Store, StoreError};
+use super::{PAGE_VIEWS_KEY, Store, StoreError, StoreObserver};
 
 /// How long the service waits for Redis before answering with an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,7 @@ pub struct RedisStore {
     client: Client,
     timeouts: RedisTimeouts,
     link: Arc<Mutex<Link>>,
+    observer: Option<Arc<dyn StoreObserver>>,
 }
 
 /// A connection and whether the server has closed it.
@@ -80,7 +81,14 @@ impl RedisStore {
                 generation: 0,
                 state: LinkState::Idle,
             })),
+            observer: None,
         })
+    }
+
+    /// Tells `observer` about every reconnection.
+    pub fn with_observer(mut self, observer: Arc<dyn StoreObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
@@ -141,6 +149,7 @@ impl RedisStore {
             .set_push_sender(on_push);
         let client = self.client.clone();
         let link = Arc::clone(&self.link);
+        let observer = self.observer.clone().filter(|_| generation > 1);
 
         let attempt = async move {
             let outcome = client
@@ -151,6 +160,9 @@ impl RedisStore {
                     inner,
                     closed,
                 });
+            if let (Ok(_), Some(observer)) = (&outcome, &observer) {
+                observer.reconnected();
+            }
             let mut link = lock(&link);
             if link.generation == generation {
                 link.state = match &outcome {

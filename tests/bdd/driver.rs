@@ -16,6 +16,8 @@ use tokio::{
 };
 use tower::ServiceExt;
 
+use crate::metrics::MetricsView;
+
 /// The header the testing stack's load balancer adds to name the copy that answered.
 pub const SERVED_BY: &str = "x-served-by";
 
@@ -125,6 +127,8 @@ pub struct Driver {
     pub server: Option<Stoppable>,
     /// The longest the application should make a visitor wait for the store.
     pub store_wait: Duration,
+    /// Where the operator reads the service's metrics; `None` where the level cannot.
+    pub metrics: Option<Box<dyn MetricsView>>,
 }
 
 impl fmt::Debug for Driver {
@@ -138,6 +142,7 @@ impl fmt::Debug for Driver {
             .field("outages", &self.outages.is_some())
             .field("server", &self.server.is_some())
             .field("store_wait", &self.store_wait)
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -210,6 +215,14 @@ impl Driver {
                 status.parse().context("reading the status")?,
             )),
             None => Ok(RawOutcome::Closed),
+        }
+    }
+
+    /// Where the level reads the metrics, or a clear failure where it cannot.
+    pub fn metrics(&self) -> Result<&dyn MetricsView> {
+        match &self.metrics {
+            Some(metrics) => Ok(metrics.as_ref()),
+            None => bail!("this level cannot read the service's metrics"),
         }
     }
 

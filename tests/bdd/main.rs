@@ -7,6 +7,7 @@
 mod driver;
 mod levels;
 mod living_doc;
+mod metrics;
 mod service_process;
 mod steps;
 mod tally;
@@ -296,7 +297,7 @@ fn features_dir() -> PathBuf {
 }
 
 /// `BDD_REPORT_DIR`, else `bdd/` in cargo's target directory.
-fn report_dir() -> PathBuf {
+pub fn report_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BDD_REPORT_DIR") {
         return PathBuf::from(dir);
     }

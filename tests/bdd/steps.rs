@@ -8,8 +8,11 @@ use anyhow::{Context, Result, bail, ensure};
 use cucumber::{given, then, when};
 use futures::future::try_join_all;
 
+use page_tracker::metrics::UNMATCHED_ROUTE;
+
 use crate::{
     driver::{RawOutcome, SERVED_BY},
+    metrics::{Sample, sum},
     world::PageTrackerWorld,
 };
 
@@ -22,6 +25,20 @@ const IN_FLIGHT_DELAY: Duration = Duration::from_millis(100);
 /// Between visitors arriving shortly one after another: long enough to fix the order
 /// in which they reach the service, short enough for all to arrive during a slow count.
 const ARRIVAL_GAP: Duration = Duration::from_millis(40);
+/// How often figures are read again while waiting for them to show something.
+const FIGURES_POLL: Duration = Duration::from_millis(100);
+
+/// The metrics the operator's steps read.
+const REQUESTS: &str = "http_server_request_duration_seconds";
+const STORE_OPERATIONS: &str = "db_client_operation_duration_seconds";
+const STORE_ERRORS: &str = "page_tracker_store_errors_total";
+const FIGURES: [&str; 5] = [
+    "http_server_request_duration_seconds_count",
+    "http_server_request_duration_seconds_sum",
+    "db_client_operation_duration_seconds_count",
+    "db_client_operation_duration_seconds_sum",
+    STORE_ERRORS,
+];
 
 // --- Given -----------------------------------------------------------------
 
@@ -57,6 +74,17 @@ async fn store_is_slow(world: &mut PageTrackerWorld, millis: u64) -> Result<()> 
         .outages()?
         .stall(Duration::from_millis(millis))
         .await
+}
+
+#[given(expr = "a visitor has asked for {string}")]
+async fn a_visitor_has_asked_for(world: &mut PageTrackerWorld, path: String) -> Result<()> {
+    a_visitor_asks_for(world, path).await
+}
+
+#[given("the operator has noted the service's figures")]
+async fn operator_notes_figures(world: &mut PageTrackerWorld) -> Result<()> {
+    world.noted = Some(world.driver()?.metrics()?.samples(&FIGURES).await?);
+    Ok(())
 }
 
 // --- When ------------------------------------------------------------------
@@ -106,6 +134,7 @@ async fn visitors_shortly_one_after_another(
 
 #[when(expr = "a visitor asks for {string}")]
 async fn a_visitor_asks_for(world: &mut PageTrackerWorld, path: String) -> Result<()> {
+    world.asked_for.push(path.clone());
     send(world, "GET", &path).await
 }
 
@@ -445,6 +474,154 @@ async fn told_ready(world: &mut PageTrackerWorld) -> Result<()> {
 #[then("the operator is told the service is not ready")]
 async fn told_not_ready(world: &mut PageTrackerWorld) -> Result<()> {
     expect_reply(world, 503, "not ready")
+}
+
+#[then(expr = "the operator sees {int} more answer(s) from the page with status {int}, each timed")]
+async fn operator_sees_page_answers(
+    world: &mut PageTrackerWorld,
+    answers: u32,
+    status: u16,
+) -> Result<()> {
+    let status = status.to_string();
+    let labels = [
+        ("http_request_method", "GET"),
+        ("http_route", "/"),
+        ("http_response_status_code", status.as_str()),
+    ];
+    expect_more(world, REQUESTS, &labels, answers, true).await
+}
+
+#[then(
+    expr = "the operator sees {int} more answer(s) for a page that does not exist, with status {int}"
+)]
+async fn operator_sees_unknown_pages(
+    world: &mut PageTrackerWorld,
+    answers: u32,
+    status: u16,
+) -> Result<()> {
+    let status = status.to_string();
+    let labels = [
+        ("http_route", UNMATCHED_ROUTE),
+        ("http_response_status_code", status.as_str()),
+    ];
+    expect_more(world, REQUESTS, &labels, answers, true).await
+}
+
+#[then(expr = "the operator sees {int} more visit(s) recorded in the page-view store, each timed")]
+async fn operator_sees_store_visits(world: &mut PageTrackerWorld, visits: u32) -> Result<()> {
+    let labels = [
+        ("db_system_name", "redis"),
+        ("db_operation_name", "INCRBY"),
+        ("error_type", ""),
+    ];
+    expect_more(world, STORE_OPERATIONS, &labels, visits, true).await
+}
+
+#[then(expr = "the operator sees {int} more error(s) of the page-view store, of type {string}")]
+async fn operator_sees_store_errors(
+    world: &mut PageTrackerWorld,
+    errors: u32,
+    error_type: String,
+) -> Result<()> {
+    let labels = [("error_type", error_type.as_str())];
+    expect_more(world, STORE_ERRORS, &labels, errors, false).await?;
+    let timed = [
+        ("db_operation_name", "INCRBY"),
+        ("error_type", error_type.as_str()),
+    ];
+    expect_more(world, STORE_OPERATIONS, &timed, errors, true).await
+}
+
+#[then("the operator sees no more series than before")]
+async fn operator_sees_no_new_series(world: &mut PageTrackerWorld) -> Result<()> {
+    let noted = noted(world)?;
+    let now = world.driver()?.metrics()?.samples(&FIGURES).await?;
+    let before = noted.len();
+    let added: Vec<_> = now
+        .iter()
+        .filter(|sample| {
+            !noted
+                .iter()
+                .any(|old| old.name == sample.name && old.labels == sample.labels)
+        })
+        .collect();
+    ensure!(
+        added.is_empty(),
+        "{before} series before, {} now; new: {added:?}",
+        now.len()
+    );
+    Ok(())
+}
+
+#[then("no series is named after an address a visitor asked for")]
+async fn no_series_named_after_paths(world: &mut PageTrackerWorld) -> Result<()> {
+    ensure!(
+        !world.asked_for.is_empty(),
+        "no visitor asked for an address"
+    );
+    let samples = world.driver()?.metrics()?.samples(&FIGURES).await?;
+    for sample in &samples {
+        for value in sample.labels.values() {
+            let named = world.asked_for.iter().any(|path| {
+                let without_query = path.split('?').next().unwrap_or(path);
+                value == path || value == without_query
+            });
+            ensure!(!named, "a series is named after {value:?}: {sample:?}");
+        }
+    }
+    Ok(())
+}
+
+fn noted(world: &PageTrackerWorld) -> Result<&Vec<Sample>> {
+    world
+        .noted
+        .as_ref()
+        .context("the operator has not noted the figures yet")
+}
+
+/// Waits until `metric` (a histogram's name when `timed`, else a counter's) has
+/// grown by `more` over what the operator noted, and, when `timed`, its time too.
+/// Fails at the level's deadline with what it last saw.
+async fn expect_more(
+    world: &PageTrackerWorld,
+    metric: &str,
+    labels: &[(&str, &str)],
+    more: u32,
+    timed: bool,
+) -> Result<()> {
+    let noted = noted(world)?;
+    let view = world.driver()?.metrics()?;
+    let (count, seconds) = if timed {
+        (format!("{metric}_count"), Some(format!("{metric}_sum")))
+    } else {
+        (metric.to_owned(), None)
+    };
+    let expected = sum(noted, &count, labels) + f64::from(more);
+    let time_before = seconds.as_ref().map(|name| sum(noted, name, labels));
+    let deadline = tokio::time::Instant::now() + view.patience();
+    loop {
+        let samples = view.samples(&FIGURES).await?;
+        let counted = sum(&samples, &count, labels);
+        let time_now = seconds.as_ref().map(|name| sum(&samples, name, labels));
+        let timed_ok = match (time_before, time_now) {
+            (Some(before), Some(now)) => more == 0 || now > before,
+            _ => true,
+        };
+        if counted == expected && timed_ok {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "{count}{labels:?}: expected {expected}, the operator sees {counted}{}",
+                match (time_before, time_now) {
+                    (Some(before), Some(now)) =>
+                        format!("; time spent went from {before} s to {now} s"),
+                    _ => String::new(),
+                }
+            );
+        }
+        tokio::time::sleep(FIGURES_POLL).await;
+    }
 }
 
 /// The malformed requests the specification names, as bytes on the wire.

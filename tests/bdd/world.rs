@@ -3,7 +3,10 @@
 use anyhow::{Context, Result};
 use cucumber::World;
 
-use crate::driver::{Driver, RawOutcome, Reply, Stoppable};
+use crate::{
+    driver::{Driver, RawOutcome, Reply, Stoppable},
+    metrics::Sample,
+};
 
 /// Built fresh for every scenario; the level's `before` hook installs the driver.
 #[derive(Default, World)]
@@ -21,6 +24,10 @@ pub struct PageTrackerWorld {
     pub stopping: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// The store's count of connections received when a step started watching it.
     pub connections_before: Option<u64>,
+    /// The metrics as the operator noted them, to compare later figures with.
+    pub noted: Option<Vec<Sample>>,
+    /// Every address a visitor asked for other than the page.
+    pub asked_for: Vec<String>,
 }
 
 impl std::fmt::Debug for PageTrackerWorld {
@@ -30,6 +37,7 @@ impl std::fmt::Debug for PageTrackerWorld {
             .field("replies", &self.replies)
             .field("raw", &self.raw)
             .field("stopped", &self.stopped)
+            .field("asked_for", &self.asked_for)
             .finish_non_exhaustive()
     }
 }

@@ -7,6 +7,8 @@
 //! "The store stops answering" asks the deployed Redis to pause every client
 //! (`CLIENT PAUSE <ms> ALL`, Redis 6.2 or newer): it accepts connections but
 //! answers nothing until the pause ends by itself.
+//! `PROMETHEUS_URL`, when set, is the Prometheus that scrapes every instance: the
+//! operator's figures are read there.
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
@@ -19,13 +21,18 @@ use futures::future::{BoxFuture, FutureExt};
 use crate::{
     driver::{App, BaseUrl, Counter, Driver, Outages},
     levels::integration::{RedisCounter, http_client},
+    metrics::Prometheus,
 };
+
+/// The scrape job of the service's instances in deploy/prometheus/prometheus.yml.
+const SCRAPE_JOB: &str = "page-tracker";
 
 /// Where the deployed stack is.
 pub struct Stack {
     app_url: String,
     redis_url: String,
     store_down_app_url: Option<String>,
+    prometheus_url: Option<String>,
     /// The count before the run, put back afterwards: the run must not lose real views.
     views_before: Option<i64>,
     counter: RedisCounter,
@@ -48,12 +55,17 @@ impl Stack {
             .ok()
             .filter(|url| !url.is_empty())
             .map(|url| url.trim_end_matches('/').to_owned());
+        let prometheus_url = std::env::var("PROMETHEUS_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .map(|url| url.trim_end_matches('/').to_owned());
         let counter = RedisCounter::connect(&redis_url, None).await?;
         let views_before = counter.get_raw().await?;
         Ok(Self {
             app_url: app_url.trim_end_matches('/').to_owned(),
             redis_url,
             store_down_app_url,
+            prometheus_url,
             views_before,
             counter,
             paused_until: PausedUntil::default(),
@@ -80,6 +92,14 @@ impl Stack {
             server: None,
             // The compose file leaves the service's Redis timeouts at their defaults.
             store_wait: Duration::from_secs(1),
+            metrics: match &self.prometheus_url {
+                Some(url) => Some(Box::new(Prometheus {
+                    client: http_client()?,
+                    url: url.clone(),
+                    job: SCRAPE_JOB.to_owned(),
+                })),
+                None => None,
+            },
         })
     }
 
@@ -99,6 +119,8 @@ impl Stack {
             Some("the test-service cannot stop and restart the deployed Redis (no Docker socket)")
         } else if has("outage") && !has("hang") && self.store_down_app_url.is_none() {
             Some("no STORE_DOWN_APP_URL is set")
+        } else if has("metrics") && self.prometheus_url.is_none() {
+            Some("no PROMETHEUS_URL is set: the metrics are read through Prometheus")
         } else {
             None
         }

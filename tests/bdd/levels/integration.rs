@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     driver::{App, BaseUrl, Counter, Driver, Outages, Stoppable},
+    metrics::Listener,
     service_process::ServiceProcess,
 };
 
@@ -129,6 +130,8 @@ pub async fn driver_with_own_redis_and_process() -> Result<Driver> {
         outages: Some(outages),
         server: Some(stoppable(service)),
         store_wait: TIMEOUTS.connect + TIMEOUTS.response,
+        // Stopping scenarios read no figures; the in-process driver serves those that do.
+        metrics: None,
     })
 }
 
@@ -210,11 +213,15 @@ async fn driver(
             shutdown_grace: Duration::from_secs(5),
             drain_delay: DRAIN_DELAY,
         },
+        metrics_bind: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         log_format: LogFormat::Text,
         healthcheck: false,
     };
     let app = Application::build(&config).await?;
     let base_url = format!("http://{}", app.local_addr()?);
+    let metrics_addr = app
+        .metrics_addr()
+        .context("the application opened no metrics listener")?;
     let (stop, stop_requested) = oneshot::channel::<()>();
     let stopped = tokio::spawn(app.run_until(async move {
         // Also resolves when the sender is dropped with the driver.
@@ -229,6 +236,12 @@ async fn driver(
         outages,
         server: Some(Stoppable { stop, stopped }),
         store_wait: TIMEOUTS.connect + TIMEOUTS.response,
+        metrics: Some(Box::new(Listener {
+            client: http_client()?,
+            url: format!("http://{metrics_addr}/metrics"),
+            // A real body for `promtool check metrics` (scripts/gate.sh).
+            keep_at: Some(crate::report_dir().join("integration").join("metrics.prom")),
+        })),
     })
 }
 

@@ -13,25 +13,35 @@ use anyhow::Result;
 use futures::future::{BoxFuture, FutureExt};
 use page_tracker::{
     app::router,
+    metrics::{InstrumentedStore, Metrics},
     routes::AppState,
     store::{Store, StoreError},
 };
 
-use crate::driver::{App, Counter, Driver, Outages};
+use crate::{
+    driver::{App, Counter, Driver, Outages},
+    metrics::Registry,
+};
 
 /// Redis' response timeout, so that a slow store holds a count as long as it may there.
 const STORE_WAIT: Duration = Duration::from_millis(500);
 
-/// A fresh application and store double for one scenario.
+/// A fresh application, store double and metrics registry for one scenario.
 pub fn driver() -> Driver {
     let store = Arc::new(StoreDouble::default());
-    let state = AppState::new(store.clone(), STORE_WAIT, Duration::from_secs(10));
+    let metrics = Arc::new(Metrics::new());
+    let state = AppState::new(
+        Arc::new(InstrumentedStore::new(store.clone(), metrics.store())),
+        STORE_WAIT,
+        Duration::from_secs(10),
+    );
     Driver {
-        app: App::InProcess(router(state)),
+        app: App::InProcess(router(state, Some(&metrics))),
         counter: Box::new(store.clone()),
         outages: Some(Box::new(store)),
         server: None,
         store_wait: STORE_WAIT,
+        metrics: Some(Box::new(Registry(metrics))),
     }
 }
 
