@@ -2,7 +2,8 @@
 # The pull-request gate of .github/workflows/ci.yml, run locally in the same order:
 #
 #   base-images  fmt  clippy  deny  hadolint  yamllint  workflow-schema  compose-schema
-#   zizmor  gherkin  kubernetes  test (unit + integration)  e2e  rollout  living-doc
+#   zizmor  gherkin  kubernetes  test (unit + integration)  e2e  rollout  rollout-swarm
+#   living-doc
 #
 # A failed stage does not stop the run (unless --fail-fast): every stage reports,
 # the summary lists them all, and the exit status is non-zero if any failed. The
@@ -23,10 +24,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
-usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,23s/^# \{0,1\}//p' "$0"; }
 
 STAGES=(base-images fmt clippy deny hadolint yamllint workflow-schema compose-schema
-        zizmor gherkin kubernetes test e2e rollout living-doc)
+        zizmor gherkin kubernetes test e2e rollout rollout-swarm living-doc)
 skip=" ${GATE_SKIP:-} "
 [ -n "${GATE_SKIP_E2E:-}" ] && [ "${GATE_SKIP_E2E}" != 0 ] && skip+=" e2e "
 fail_fast=false
@@ -226,6 +227,14 @@ rollout() {
     return "${PIPESTATUS[0]}"
 }
 
+# Scaling, a rolling update, an automatic rollback and a SIGKILL on a single-node
+# swarm (initialised for the run and left again when the engine is in none), under
+# load through the load balancer, with the images the e2e stage built.
+rollout_swarm() {
+    scripts/rollout.sh --engine swarm 2>&1 | tee "$LOGS/rollout-swarm.log"
+    return "${PIPESTATUS[0]}"
+}
+
 # The page, rendered from every level's reports, then opened in headless
 # Chromium (Debian's package, installed as root when missing): it must show every
 # feature and run its script without error; target/bdd/report.png is kept.
@@ -293,6 +302,11 @@ if [ "${result[base-images]}" = failed ]; then
     not_run rollout "the base images are missing"
 else
     stage rollout rollout
+fi
+if [ "${result[base-images]}" = failed ]; then
+    not_run rollout-swarm "the base images are missing"
+else
+    stage rollout-swarm rollout_swarm
 fi
 
 # Also after failures, as on CI: the page shows which scenarios failed where.
