@@ -143,8 +143,8 @@ on_load_failure() {
     docker logs "$(task_of load-balancer)" 2>&1 | awk '$6 ~ /^[0-9][0-9][0-9]$/ && $6 != 200' | tail -n 10 >&2
 }
 update_started_at() { docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}' "$web"; }
-# update WHAT UPDATE_OPTION...: starts a service update and waits until Swarm has
-# begun it, so that swarm-wait.sh never reads the previous update's status.
+# update OPTION...: `docker service update OPTION...` of the web service, then waits
+# until Swarm has begun it, so that swarm-wait.sh never reads the last update's status.
 update() {
     local before
     before=$(update_started_at)
