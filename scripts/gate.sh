@@ -3,7 +3,7 @@
 #
 #   base-images  fmt  clippy  deny  hadolint  yamllint  workflow-schema  compose-schema
 #   zizmor  gherkin  kubernetes  test (unit + integration)  prometheus  e2e  rollout
-#   living-doc
+#   rollout-swarm  living-doc
 #   mutants (only when asked for: cargo mutants on the lines changed since the base branch)
 #
 # A failed stage does not stop the run (unless --fail-fast): every stage reports,
@@ -33,7 +33,7 @@ cd "$(dirname "$0")/.." || exit 2
 usage() { sed -n '2,29s/^# \{0,1\}//p' "$0"; }
 
 STAGES=(base-images fmt clippy deny hadolint yamllint workflow-schema compose-schema
-        zizmor gherkin kubernetes test prometheus e2e rollout living-doc mutants)
+        zizmor gherkin kubernetes test prometheus e2e rollout rollout-swarm living-doc mutants)
 skip=" ${GATE_SKIP:-} "
 [ -n "${GATE_SKIP_E2E:-}" ] && [ "${GATE_SKIP_E2E}" != 0 ] && skip+=" e2e "
 fail_fast=false
@@ -311,6 +311,14 @@ rollout() {
     return "${PIPESTATUS[0]}"
 }
 
+# Scaling, a rolling update, an automatic rollback and a SIGKILL on a single-node
+# swarm (initialised for the run and left again when the engine is in none), under
+# load through the load balancer, with the images the e2e stage built.
+rollout_swarm() {
+    scripts/rollout.sh --engine swarm 2>&1 | tee "$LOGS/rollout-swarm.log"
+    return "${PIPESTATUS[0]}"
+}
+
 # The page, rendered from every level's reports, then opened in headless
 # Chromium (Debian's package, installed as root when missing): it must show every
 # feature and run its script without error; target/bdd/report.png is kept.
@@ -379,6 +387,11 @@ if [ "${result[base-images]}" = failed ]; then
     not_run rollout "the base images are missing"
 else
     stage rollout rollout
+fi
+if [ "${result[base-images]}" = failed ]; then
+    not_run rollout-swarm "the base images are missing"
+else
+    stage rollout-swarm rollout_swarm
 fi
 
 # Also after failures, as on CI: the page shows which scenarios failed where.

@@ -3,7 +3,7 @@
 #   . "$(dirname "$0")/lib.sh"
 #
 # Logging under the script's name, the compose command, waiting for a condition,
-# apt-get installs and the load balancer's runtime API.
+# apt-get installs, the load balancer's runtime API, and steady load with its accounting.
 
 # Prefix of log lines; a script may set it before sourcing.
 LIB_PROG=${LIB_PROG:-$(basename "$0" .sh)}
@@ -57,4 +57,74 @@ container_ip() {
 # deploy/haproxy/haproxy.cfg opens on the container's own loopback (port 9999).
 haproxy_cli() {
     docker exec "$1" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9999 && printf "%s\n" "$1" >&3 && cat <&3' _ "$2"
+}
+
+# lb_servers CONTAINER: the load balancer's slots for the replicas (backend web),
+# one line each as `show servers state` prints them.
+lb_servers() { haproxy_cli "$1" "show servers state web" | awk '$2 == "web"'; }
+
+# lb_in_rotation CONTAINER N: N slots are up and taking visitors.
+lb_in_rotation() { [ "$(lb_servers "$1" | awk '$6 == 2 && $7 == 0' | wc -l)" -eq "$2" ]; }
+
+# page_views CONTAINER: the counter in that Redis container (0 before the first visit).
+page_views() {
+    docker exec ${REDIS_PASSWORD:+--env REDISCLI_AUTH="$REDIS_PASSWORD"} "$1" redis-cli GET page_views |
+        sed 's/^$/0/'
+}
+
+# --- Load through the load balancer, and its accounting --------------------------------
+#
+# The caller sets `work` (a temporary directory), `connections`, `settle` (seconds of
+# load before and after a phase's action), `load_url`, an array `problems`, and
+# defines `views` (the counter now); it may define `on_load_failure`, run when a
+# phase fails, to show what it knows.
+
+# start_load: wrk in the background (at most 10 minutes, until finish_load), then
+# `settle` seconds of load before the caller acts; its report goes to $work/wrk.
+start_load() {
+    views_before=$(views)
+    timeout -k 5 600 wrk -t 2 -c "$connections" -d 600s --timeout 5s \
+        -s scripts/bench/wrk-report.lua "$load_url" >"$work/wrk" 2>&1 &
+    load_pid=$!
+    sleep "$settle"
+}
+
+# stop_load: stops wrk if it runs; never fails (cleanups call it).
+stop_load() {
+    [ -n "${load_pid:-}" ] || return 0
+    kill "$load_pid" 2>/dev/null || true
+    wait "$load_pid" 2>/dev/null || true
+    load_pid=""
+}
+
+# finish_load PHASE ALLOWED_FAILURES: after `settle` more seconds of load, stops wrk
+# (SIGINT: it reports what it has) and prints the phase's line. Records the phase in
+# `problems` when more requests failed than allowed, or when the counter's growth
+# differs from the 2xx answers by more than the requests in flight or failed.
+# Sets phase_requests and phase_failed.
+finish_load() {
+    local phase=$1 allowed=$2 line requests status errors ok grown
+    sleep "$settle"
+    kill -INT "$load_pid" 2>/dev/null || true
+    wait "$load_pid" || { cat "$work/wrk" >&2; die "$phase: wrk failed"; }
+    load_pid=""
+    line=$(grep '^WRK_RESULT' "$work/wrk") || { cat "$work/wrk" >&2; die "$phase: no result from wrk"; }
+    requests=$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$line")
+    status=$(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$line")
+    errors=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(connect|read|write|timeout)=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' <<<"$line")
+    ok=$((requests - status))
+    # Requests abandoned by wrk when it stopped may still be answered and counted.
+    sleep 1
+    grown=$(($(views) - views_before))
+    phase_failed=$((status + errors))
+    phase_requests=$requests
+    log "$phase: $requests requests answered, $status non-2xx, $errors socket errors; counter grew by $grown for $ok 2xx ($((grown - ok)) counted without a 2xx read by wrk: in flight when the load stopped, at most $connections, or failed after Redis counted them)"
+    if [ "$phase_failed" -gt "$allowed" ]; then
+        warn "$phase: FAILED: $phase_failed failed requests, at most $allowed allowed"
+        if declare -F on_load_failure >/dev/null; then on_load_failure; fi
+        problems+=("$phase")
+    elif [ "$grown" -lt "$ok" ] || [ $((grown - ok)) -gt $((connections + phase_failed)) ]; then
+        warn "$phase: FAILED: the counter grew by $grown for $ok answered visits"
+        problems+=("$phase")
+    fi
 }

@@ -2,17 +2,22 @@
 # Rolling updates of page-tracker on Docker Swarm, proved under load through the
 # load balancer.
 #
-#   scripts/rollout-swarm.sh [--replicas N] [--duration S] [--connections C]
+#   scripts/rollout-swarm.sh [--replicas N] [--settle S] [--connections C]
+#   scripts/rollout.sh --engine swarm [...]     the same
 #
 # Deploys deploy/swarm/stack.yml as stack ROLLOUT_STACK (default
-# page-tracker-rollout; the load balancer on PAGE_TRACKER_PORT, default 18092, of
+# page-tracker-rollout-swarm; the load balancer on PAGE_TRACKER_PORT, default 18092, of
 # this node) with PAGE_TRACKER_IMAGE (default page-tracker:latest), then, each
-# phase under steady load from wrk (C connections, default 32):
+# phase under steady load from wrk through the load balancer (C connections,
+# default 32), from S seconds (default 5) before the phase's action until S
+# seconds after it:
 #
 #   scale     the web service scaled to N+2 replicas and back to N (default 3)
 #   rolling   `docker service update --image` to the image re-tagged <image>-next:
 #             Swarm replaces one replica at a time, the new one healthy first
-#   rollback  an update whose replicas cannot start (an invalid setting): Swarm
+#   rollback  an update whose replicas start but never serve where the load
+#             balancer and the healthcheck look (PAGE_TRACKER_BIND=0.0.0.0:8001,
+#             while both ask port 8000 for /serving): never healthy, so Swarm
 #             rolls it back by itself; scripts/swarm-wait.sh must report it
 #   sigkill   one replica is killed with SIGKILL; Swarm starts another
 #
@@ -24,31 +29,33 @@
 # `rollout (swarm): N requests, F failed` (the rolling phase).
 #
 # The swarm: initialised (single node) only when `docker info` says it is
-# inactive, and left again at the end; a node label for Redis' placement is
-# added only when missing and removed again. Everything the run creates (stack,
-# volume, config, image tag) is removed at the end, also on failure.
+# inactive, and left again at the end (with the docker_gwbridge network that
+# `swarm init` creates, when it did not exist before); a node label for Redis'
+# placement is added only when missing and removed again. Everything the run
+# creates (stack, volume, config, image tag) is removed at the end, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIB_PROG=rollout
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-replicas=3 duration=30 connections=32
+replicas=3 settle=5 connections=32
 while [ $# -gt 0 ]; do
     case "$1" in
         --replicas) replicas=${2:?}; shift ;;
-        --duration) duration=${2:?}; shift ;;
+        --settle) settle=${2:?}; shift ;;
         --connections) connections=${2:?}; shift ;;
-        -h | --help) sed -n '2,30s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//p}' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
 done
 # Up to N+2 replicas while scaling: within HAProxy's 10 server slots.
 [[ "$replicas" =~ ^[1-5]$ ]] || die "--replicas must be 1 to 5"
-[[ "$duration" =~ ^[0-9]+$ ]] && [ "$duration" -ge 10 ] || die "--duration must be at least 10 (seconds)"
+[[ "$settle" =~ ^[0-9]+$ ]] && [ "$settle" -ge 1 ] || die "--settle must be a whole number of seconds, at least 1"
+[[ "$connections" =~ ^[0-9]+$ ]] && [ "$connections" -ge 1 ] || die "--connections must be at least 1"
 
-stack=${ROLLOUT_STACK:-page-tracker-rollout}
+stack=${ROLLOUT_STACK:-page-tracker-rollout-swarm}
 export PAGE_TRACKER_PORT=${PAGE_TRACKER_PORT:-18092}
 export PAGE_TRACKER_IMAGE=${PAGE_TRACKER_IMAGE:-page-tracker:latest}
 export HAPROXY_IMAGE=${HAPROXY_IMAGE:-haproxy:2.6-bookworm}
@@ -57,6 +64,7 @@ HAPROXY_CONFIG_DIGEST=$(sha256sum deploy/haproxy/haproxy.cfg | cut -c1-12)
 next_image="$PAGE_TRACKER_IMAGE-next"
 web="${stack}_web-service"
 lb_url="http://127.0.0.1:$PAGE_TRACKER_PORT/"
+load_url=$lb_url
 work=$(mktemp -d)
 
 cleanup() {
@@ -64,18 +72,27 @@ cleanup() {
     trap - EXIT INT TERM
     # Every step is tried, whatever failed before.
     set +e
-    [ -n "${load_pid:-}" ] && kill "$load_pid" 2>/dev/null
+    stop_load
     if [ -n "${deployed:-}" ]; then
-        [ "$status" -ne 0 ] && docker service logs --tail 30 "${stack}_load-balancer" >&2 2>/dev/null
-        docker stack rm "$stack" >/dev/null 2>&1 || true
+        if [ "$status" -ne 0 ]; then docker service logs --tail 30 "${stack}_load-balancer" >&2 2>/dev/null; fi
+        docker stack rm "$stack" >/dev/null 2>&1
         # The stack's containers and network go asynchronously; the volume only once they have.
         wait_until 90 stack_gone || warn "stack $stack: containers still there after 90s"
         wait_until 30 docker volume rm "${stack}_redis-volume" || warn "volume ${stack}_redis-volume not removed"
     fi
-    [ -n "${next_tagged:-}" ] && docker rmi "$next_image" >/dev/null 2>&1
-    [ -n "${labelled:-}" ] && docker node update --label-rm page-tracker.redis "$node" >/dev/null 2>&1
+    if [ -n "${next_tagged:-}" ]; then docker rmi "$next_image" >/dev/null 2>&1; fi
+    if [ -n "${labelled:-}" ]; then docker node update --label-rm page-tracker.redis "$node" >/dev/null 2>&1; fi
     if [ -n "${initialised:-}" ]; then
-        docker swarm leave --force >/dev/null 2>&1 && log "left the swarm this run initialised"
+        if docker swarm leave --force >/dev/null 2>&1; then
+            log "left the swarm this run initialised"
+        else
+            warn "could not leave the swarm this run initialised"
+        fi
+        # `swarm init` creates the bridge its services reach the outside through;
+        # it outlives the swarm.
+        if [ -z "${gwbridge_existed:-}" ]; then
+            wait_until 30 docker network rm docker_gwbridge || warn "network docker_gwbridge not removed"
+        fi
     fi
     rm -rf "$work"
     exit "$status"
@@ -97,8 +114,9 @@ stack_gone() { [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=
 case $(docker info --format '{{.Swarm.LocalNodeState}}') in
     inactive)
         log "the engine is in no swarm: initialising a single-node swarm for this run"
-        docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+        if docker network inspect docker_gwbridge >/dev/null 2>&1; then gwbridge_existed=1; fi
         initialised=1
+        docker swarm init --advertise-addr 127.0.0.1 >/dev/null
         ;;
     active)
         [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ] ||
@@ -116,13 +134,24 @@ fi
 # --- The stack and its load balancer --------------------------------------------------
 
 task_of() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$1" --filter status=running | head -n 1; }
-redis() {
-    docker exec ${REDIS_PASSWORD:+--env REDISCLI_AUTH="$REDIS_PASSWORD"} "$(task_of redis-service)" redis-cli "$@"
+views() { page_views "$(task_of redis-service)"; }
+servers() { lb_servers "$(task_of load-balancer)"; }
+in_rotation() { lb_in_rotation "$(task_of load-balancer)" "$1"; }
+# What failed, as the load balancer logged it.
+on_load_failure() {
+    warn "the load balancer's last non-200 answers:"
+    docker logs "$(task_of load-balancer)" 2>&1 | awk '$6 ~ /^[0-9][0-9][0-9]$/ && $6 != 200' | tail -n 10 >&2
 }
-views() { redis GET page_views | sed 's/^$/0/'; }
-servers() { haproxy_cli "$(task_of load-balancer)" "show servers state web" | awk '$2 == "web"'; }
-# in_rotation N: N slots are up and taking visitors.
-in_rotation() { [ "$(servers | awk '$6 == 2 && $7 == 0' | wc -l)" -eq "$1" ]; }
+update_started_at() { docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}' "$web"; }
+# update OPTION...: `docker service update OPTION...` of the web service, then waits
+# until Swarm has begun it, so that swarm-wait.sh never reads the last update's status.
+update() {
+    local before
+    before=$(update_started_at)
+    docker service update --detach --quiet --no-resolve-image "$@" "$web" >/dev/null
+    wait_until 30 update_begun "$before" || warn "Swarm has not begun the update within 30s"
+}
+update_begun() { [ "$(update_started_at)" != "$1" ]; }
 lb_ready() { curl -fsS --max-time 2 -o /dev/null "$lb_url"; }
 
 log "deploying stack $stack: $PAGE_TRACKER_IMAGE behind $HAPROXY_IMAGE on port $PAGE_TRACKER_PORT"
@@ -137,51 +166,12 @@ wait_until 120 in_rotation "$replicas" || die "the load balancer has not got $re
 wait_until 30 lb_ready || die "nothing answers on $lb_url"
 log "$replicas replicas in rotation: $(servers | awk '$6 == 2 { printf "%s=%s ", $4, $5 }')"
 
-# --- Load and its accounting ----------------------------------------------------------
-
-# start_load SECONDS URL: wrk in the background; its report goes to $work/wrk.
-start_load() {
-    views_before=$(views)
-    timeout -k 5 $(($1 + 30)) wrk -t 2 -c "$connections" -d "${1}s" --timeout 5s \
-        -s scripts/bench/wrk-report.lua "$2" >"$work/wrk" 2>&1 &
-    load_pid=$!
-}
-
-# finish_load PHASE ALLOWED_FAILURES: waits for wrk and prints the phase's line;
-# records the phase as failed when more requests failed than allowed or the
-# counter disagrees with the 2xx answers.
-finish_load() {
-    local phase=$1 allowed=$2 line requests status errors ok grown
-    wait "$load_pid" || { cat "$work/wrk" >&2; die "$phase: wrk failed"; }
-    load_pid=""
-    line=$(grep '^WRK_RESULT' "$work/wrk") || { cat "$work/wrk" >&2; die "$phase: no result from wrk"; }
-    requests=$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$line")
-    status=$(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$line")
-    errors=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(connect|read|write|timeout)=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' <<<"$line")
-    ok=$((requests - status))
-    # Requests abandoned by wrk at its deadline may still be answered and counted.
-    sleep 1
-    grown=$(($(views) - views_before))
-    phase_failed=$((status + errors))
-    log "$phase: $requests requests answered, $status non-2xx, $errors socket errors; counter grew by $grown for $ok 2xx ($((grown - ok)) counted without a 2xx read by wrk: in flight when the load stopped, at most $connections, or failed after Redis counted them)"
-    phase_requests=$requests
-    if [ "$phase_failed" -gt "$allowed" ]; then
-        warn "$phase: FAILED: $phase_failed failed requests, at most $allowed allowed; the load balancer's last non-200 answers:"
-        docker logs "$(task_of load-balancer)" 2>&1 | awk '$6 ~ /^[0-9][0-9][0-9]$/ && $6 != 200' | tail -n 10 >&2
-        problems+=("$phase")
-    elif [ "$grown" -lt "$ok" ] || [ $((grown - ok)) -gt $((connections + phase_failed)) ]; then
-        warn "$phase: FAILED: the counter grew by $grown for $ok answered visits"
-        problems+=("$phase")
-    fi
-}
-
 # --- The phases -----------------------------------------------------------------------
 
 problems=()
 
-log "phase scale: ${duration}s of load ($connections connections), $replicas -> $((replicas + 2)) -> $replicas replicas"
-start_load "$duration" "$lb_url"
-sleep 3
+log "phase scale: load ($connections connections), $replicas -> $((replicas + 2)) -> $replicas replicas"
+start_load
 docker service scale --detach=false "$web=$((replicas + 2))" >/dev/null
 wait_until 60 in_rotation $((replicas + 2)) || warn "scale: $((replicas + 2)) replicas not in rotation"
 log "scale: $((replicas + 2)) replicas in rotation; scaling back (the removed ones drain)"
@@ -190,46 +180,54 @@ finish_load scale 0
 
 docker tag "$PAGE_TRACKER_IMAGE" "$next_image"
 next_tagged=1
-# One replica at a time: start-first, 5s apart, watched 30s; long enough load to cover it.
-rolling_duration=$((duration > 30 * replicas ? duration : 30 * replicas))
-log "phase rolling: ${rolling_duration}s of load, docker service update --image $next_image after 3s"
-start_load "$rolling_duration" "$lb_url"
-sleep 3
+log "phase rolling: load, docker service update --image $next_image"
+start_load
 started=$SECONDS
-docker service update --detach --quiet --no-resolve-image --image "$next_image" "$web" >/dev/null
+update --image "$next_image"
 scripts/swarm-wait.sh "$web" "$next_image" 300 | sed 's/^/    /' ||
     { warn "rolling: FAILED: the update did not converge"; problems+=(rolling); }
 log "rolling: every replica on $next_image after $((SECONDS - started))s"
+wait_until 60 in_rotation "$replicas" || warn "rolling: $replicas replicas not in rotation"
 finish_load rolling 0
 rolling_requests=$phase_requests rolling_failed=$phase_failed
 
-log "phase rollback: ${rolling_duration}s of load, an update whose replicas exit at start (REQUEST_TIMEOUT=0s)"
-start_load "$rolling_duration" "$lb_url"
-sleep 3
+log "phase rollback: load, an update whose replicas listen on port 8001 (PAGE_TRACKER_BIND=0.0.0.0:8001)"
+start_load
 started=$SECONDS
-docker service update --detach --quiet --no-resolve-image --image "$PAGE_TRACKER_IMAGE" --env-add REQUEST_TIMEOUT=0s "$web" >/dev/null
+# The image changes too, so the update is one swarm-wait.sh can tell from the last.
+update --image "$PAGE_TRACKER_IMAGE" --env-add PAGE_TRACKER_BIND=0.0.0.0:8001
 if scripts/swarm-wait.sh "$web" "$PAGE_TRACKER_IMAGE" 300 >"$work/rollback" 2>&1; then
     sed 's/^/    /' "$work/rollback"
-    warn "rollback: FAILED: Swarm accepted an update whose replicas cannot start"
+    warn "rollback: FAILED: Swarm accepted an update whose replicas never serve on port 8000"
     problems+=(rollback)
 else
     sed 's/^/    /' "$work/rollback"
-    current=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$web")
-    [[ "$current" == "$next_image"* ]] || { warn "rollback: FAILED: the service runs $current"; problems+=(rollback); }
-    log "rollback: Swarm rolled back to $current by itself after $((SECONDS - started))s"
+    read -r state current < <(docker service inspect --format \
+        '{{.UpdateStatus.State}} {{.Spec.TaskTemplate.ContainerSpec.Image}}' "$web")
+    bind=$(docker service inspect --format '{{range .Spec.TaskTemplate.ContainerSpec.Env}}{{println .}}{{end}}' "$web" |
+        grep '^PAGE_TRACKER_BIND=' || true)
+    if [ "$state" != rollback_completed ] || [[ "$current" != "$next_image"* ]] || [ -n "$bind" ]; then
+        warn "rollback: FAILED: the service is $state on $current${bind:+ with $bind}"
+        problems+=(rollback)
+    else
+        log "rollback: Swarm rolled back to $current by itself after $((SECONDS - started))s"
+    fi
 fi
 wait_until 120 in_rotation "$replicas" || warn "rollback: $replicas replicas not in rotation"
 finish_load rollback 0
 
-log "phase sigkill: 20s of load, one replica killed with SIGKILL after 5s"
-start_load 20 "$lb_url"
-sleep 5
+log "phase sigkill: load, one replica killed with SIGKILL"
+start_load
 victim=$(task_of web-service)
 log "sigkill: killing replica $(container_ip "$victim")"
 docker kill --signal KILL "$victim" >/dev/null
 finish_load sigkill "$connections"
-wait_until 120 in_rotation "$replicas" || { warn "sigkill: Swarm did not restore $replicas replicas"; problems+=(sigkill); }
-log "sigkill: $replicas replicas in rotation again"
+if wait_until 120 in_rotation "$replicas"; then
+    log "sigkill: $replicas replicas in rotation again"
+else
+    warn "sigkill: FAILED: Swarm did not restore $replicas replicas"
+    problems+=(sigkill)
+fi
 
 if [ ${#problems[@]} -gt 0 ]; then
     warn "failed phases: ${problems[*]}"

@@ -3,6 +3,7 @@
 #
 #   scripts/rollout.sh --engine compose [--replicas N] [--settle S] [--connections C]
 #   scripts/rollout.sh --engine compose --deploy IMAGE --project NAME
+#   scripts/rollout.sh --engine swarm [OPTIONS]     scripts/rollout-swarm.sh (see its --help)
 #
 # With --deploy, the one blue-green deploy of IMAGE on a running stack (compose
 # project NAME), without load, proof or teardown: exit 0 when green serves, 1 after
@@ -38,6 +39,12 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
+# The swarm engine's proof is a script of its own.
+if [ "${1:-}" = --engine ] && [ "${2:-}" = swarm ]; then
+    shift 2
+    exec scripts/rollout-swarm.sh "$@"
+fi
+
 engine="" replicas=3 settle=5 connections=32 ready_timeout=60 deploy_image="" project=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -52,7 +59,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ "$engine" = compose ] || die "--engine compose is the engine this script drives"
+[ "$engine" = compose ] || die "--engine compose or --engine swarm (scripts/rollout-swarm.sh, its own options)"
 [[ "$replicas" =~ ^[1-5]$ ]] || die "--replicas must be 1 to 5 (the load balancer has 10 slots: blue and green)"
 
 if [ -n "$deploy_image" ]; then
@@ -66,6 +73,7 @@ green_image="$blue_image-green"
 direct_port=$((PAGE_TRACKER_PORT + 1))
 direct_container="$project-direct"
 lb_url="http://127.0.0.1:$PAGE_TRACKER_PORT/"
+load_url=$lb_url
 work=$(mktemp -d)
 
 stack() { PAGE_TRACKER_IMAGE=$image "${COMPOSE[@]}" --project-name "$project" "$@"; }
@@ -74,17 +82,17 @@ image=$blue_image
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    if [ -n "$deploy_image" ]; then
-        rm -rf "$work"
-        exit "$status"
+    # Every step is tried, whatever failed before.
+    set +e
+    if [ -z "$deploy_image" ]; then
+        stop_load
+        docker rm -f "$direct_container" >/dev/null 2>&1
+        if [ "$status" -ne 0 ] && [ -n "${project_started:-}" ]; then
+            stack logs --no-color --tail 30 load-balancer >&2 2>/dev/null
+        fi
+        stack down --volumes --remove-orphans --timeout 30 >/dev/null 2>&1
+        if [ -n "${green_tagged:-}" ]; then docker rmi "$green_image" >/dev/null 2>&1; fi
     fi
-    [ -n "${load_pid:-}" ] && kill "$load_pid" 2>/dev/null
-    docker rm -f "$direct_container" >/dev/null 2>&1 || true
-    if [ "$status" -ne 0 ] && [ -n "${project_started:-}" ]; then
-        stack logs --no-color --tail 30 load-balancer >&2 2>/dev/null || true
-    fi
-    stack down --volumes --remove-orphans --timeout 30 >/dev/null 2>&1 || true
-    [ -n "${green_tagged:-}" ] && docker rmi "$green_image" >/dev/null 2>&1
     rm -rf "$work"
     exit "$status"
 }
@@ -97,61 +105,21 @@ trap 'exit 143' TERM
 
 # Container ids of the load balancer and Redis, known once the stack runs.
 lb_id="" redis_id=""
-views() { docker exec ${REDIS_PASSWORD:+-e REDISCLI_AUTH="$REDIS_PASSWORD"} "$redis_id" redis-cli GET page_views | sed 's/^$/0/'; }
-servers() { haproxy_cli "$lb_id" "show servers state web" | awk '$2 == "web"'; }
+views() { page_views "$redis_id"; }
+servers() { lb_servers "$lb_id"; }
 # slot_of IP: the load balancer's server slot holding that address.
 slot_of() { servers | awk -v ip="$1" '$5 == ip { print $4 }'; }
 # resolved IP: the load balancer has given the address a slot.
 resolved() { [ -n "$(slot_of "$1")" ]; }
 # emptied SLOT: the slot holds no address any more.
 emptied() { [ "$(servers | awk -v s="$1" '$4 == s { print $5 }')" = - ]; }
-# in_rotation N: N slots are up and taking visitors.
-in_rotation() { [ "$(servers | awk '$6 == 2 && $7 == 0' | wc -l)" -eq "$1" ]; }
+in_rotation() { lb_in_rotation "$lb_id" "$1"; }
 set_state() { haproxy_cli "$lb_id" "set server web/$1 state $2" >/dev/null; }
 running_replicas() { docker ps -q --no-trunc --filter "label=com.docker.compose.project=$project" \
     --filter "label=com.docker.compose.service=web-service" --filter status=running; }
 
 
-# --- Load and its accounting ---------------------------------------------------------
-
-# start_load: wrk in the background through the load balancer, until finish_load
-# (at most 10 minutes); its report goes to $work/wrk.
-start_load() {
-    views_before=$(views)
-    timeout -k 5 600 wrk -t 2 -c "$connections" -d 600s --timeout 5s \
-        -s scripts/bench/wrk-report.lua "$lb_url" >"$work/wrk" 2>&1 &
-    load_pid=$!
-    sleep "$settle"
-}
-
-# finish_load PHASE ALLOWED_FAILURES: after a few more seconds of load, stops wrk
-# (SIGINT: it reports what it has) and prints the phase's line; records the phase
-# as failed when more requests failed than allowed or the counter disagrees.
-finish_load() {
-    local phase=$1 allowed=$2 line requests status errors ok grown
-    sleep "$settle"
-    kill -INT "$load_pid" 2>/dev/null || true
-    wait "$load_pid" || { cat "$work/wrk" >&2; die "$phase: wrk failed"; }
-    load_pid=""
-    line=$(grep '^WRK_RESULT' "$work/wrk") || { cat "$work/wrk" >&2; die "$phase: no result from wrk"; }
-    requests=$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$line")
-    status=$(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$line")
-    errors=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(connect|read|write|timeout)=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' <<<"$line")
-    ok=$((requests - status))
-    # Requests abandoned by wrk at its deadline may still be answered and counted.
-    sleep 1
-    grown=$(($(views) - views_before))
-    phase_failed=$((status + errors))
-    log "$phase: $requests requests answered, $status non-2xx, $errors socket errors; counter grew by $grown for $ok 2xx ($((grown - ok)) counted without a 2xx read by wrk: in flight when the load stopped, at most $connections, or failed)"
-    phase_requests=$requests
-    if [ "$phase_failed" -gt "$allowed" ]; then
-        warn "$phase: FAILED: $phase_failed failed requests, at most $allowed allowed"
-        problems+=("$phase")
-    elif [ "$grown" -lt "$ok" ] || [ $((grown - ok)) -gt $((connections + phase_failed)) ]; then
-        warn "$phase: FAILED: the counter grew by $grown for $ok answered visits"
-        problems+=("$phase")
-    fi
-}
+# --- Figures ----------------------------------------------------------------------------
 
 # measure LABEL URL: throughput and p99 of GET / at URL, printed, never judged.
 measure() {

@@ -107,9 +107,36 @@ pub struct Args {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
-    /// Instead of serving, ask the server on --bind for /health and exit 0 if it is healthy.
+    /// Instead of serving, ask the server on --bind for --healthcheck-path and exit 0 if it answers 200.
     #[arg(long)]
     healthcheck: bool,
+
+    /// What --healthcheck asks: /health (the process answers; a container's liveness) or
+    /// /serving (also not draining: what the load balancer checks). Never /ready: it
+    /// follows Redis, and an outage would get every replica restarted.
+    #[arg(long, value_enum, value_name = "PATH", default_value_t = HealthcheckPath::Health)]
+    healthcheck_path: HealthcheckPath,
+}
+
+/// The endpoint `--healthcheck` asks; only those that never touch Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HealthcheckPath {
+    /// The process serves HTTP.
+    #[value(name = "/health")]
+    Health,
+    /// The process serves and is not draining after a stop signal.
+    #[value(name = "/serving")]
+    Serving,
+}
+
+impl HealthcheckPath {
+    /// The request path.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Health => "/health",
+            Self::Serving => "/serving",
+        }
+    }
 }
 
 /// How log lines are written.
@@ -140,6 +167,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Check a running server instead of serving.
     pub healthcheck: bool,
+    /// What that check asks.
+    pub healthcheck_path: HealthcheckPath,
 }
 
 /// Connection details of the Redis server. `Display` names the server without credentials.
@@ -214,6 +243,7 @@ impl TryFrom<Args> for Config {
             },
             log_format: args.log_format,
             healthcheck: args.healthcheck,
+            healthcheck_path: args.healthcheck_path,
         })
     }
 }
@@ -351,6 +381,35 @@ mod tests {
         assert_eq!(default("shutdown_timeout"), "10s");
         assert_eq!(default("drain_delay"), "0s");
         assert_eq!(default("log_format"), "text");
+        assert_eq!(default("healthcheck_path"), "/health");
+    }
+
+    #[test]
+    fn the_healthcheck_asks_only_endpoints_that_never_touch_redis() {
+        assert_eq!(
+            config(&["--healthcheck"]).unwrap().healthcheck_path,
+            HealthcheckPath::Health
+        );
+        assert_eq!(
+            config(&["--healthcheck", "--healthcheck-path", "/serving"])
+                .unwrap()
+                .healthcheck_path,
+            HealthcheckPath::Serving
+        );
+        for refused in ["/ready", "/", "serving", "/health/"] {
+            let err = Args::try_parse_from(["page-tracker", "--healthcheck-path", refused])
+                .expect_err(refused);
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::InvalidValue,
+                "{refused}"
+            );
+            let shown = err.to_string();
+            assert!(
+                shown.contains("/health") && shown.contains("/serving"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]
@@ -359,7 +418,11 @@ mod tests {
         let command = Args::command();
         let without_env: Vec<_> = command
             .get_arguments()
-            .filter(|arg| arg.get_long().is_some_and(|long| long != "healthcheck"))
+            // The self-check's flags describe one invocation, not the service.
+            .filter(|arg| {
+                arg.get_long()
+                    .is_some_and(|long| !long.starts_with("healthcheck"))
+            })
             .filter(|arg| arg.get_env().is_none())
             .map(|arg| arg.get_id().to_string())
             .collect();

@@ -1,8 +1,9 @@
-//! `page-tracker --healthcheck`: asks a running server for `/health`, so a container
-//! image can check itself without shipping curl.
+//! `page-tracker --healthcheck`: asks a running server for `/health` (or `/serving`), so a
+//! container image can check itself without shipping curl.
 
 use std::{io, net::SocketAddr, time::Duration};
 
+use crate::config::HealthcheckPath;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -22,21 +23,28 @@ pub enum Unhealthy {
         #[source]
         source: io::Error,
     },
-    #[error("{addr} answered {status_line:?}")]
+    #[error("{addr} answered {status_line:?} for {path}")]
     Status {
         addr: SocketAddr,
+        path: &'static str,
         status_line: String,
     },
 }
 
-/// Checks the server listening on `bind`; an unspecified address (0.0.0.0, ::) means this host.
-pub async fn check(bind: SocketAddr) -> Result<(), Unhealthy> {
+/// Asks the server listening on `bind` for `path`; healthy when it answers 200. An
+/// unspecified address (0.0.0.0, ::) means this host.
+pub async fn check(bind: SocketAddr, path: HealthcheckPath) -> Result<(), Unhealthy> {
     let addr = local_address(bind);
-    match tokio::time::timeout(TIMEOUT, status_line(addr)).await {
+    let path = path.as_str();
+    match tokio::time::timeout(TIMEOUT, status_line(addr, path)).await {
         Err(_) => Err(Unhealthy::TimedOut { addr }),
         Ok(Err(source)) => Err(Unhealthy::Unreachable { addr, source }),
         Ok(Ok(line)) if line.split(' ').nth(1) == Some("200") => Ok(()),
-        Ok(Ok(status_line)) => Err(Unhealthy::Status { addr, status_line }),
+        Ok(Ok(status_line)) => Err(Unhealthy::Status {
+            addr,
+            path,
+            status_line,
+        }),
     }
 }
 
@@ -51,11 +59,10 @@ fn local_address(bind: SocketAddr) -> SocketAddr {
     addr
 }
 
-async fn status_line(addr: SocketAddr) -> io::Result<String> {
+async fn status_line(addr: SocketAddr, path: &str) -> io::Result<String> {
     let mut stream = TcpStream::connect(addr).await?;
-    stream
-        .write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
     stream.take(1024).read_to_end(&mut response).await?;
     let text = String::from_utf8_lossy(&response);
@@ -98,7 +105,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_answering_200_is_healthy() {
-        assert!(check(answering("HTTP/1.1 200 OK").await).await.is_ok());
+        assert!(
+            check(answering("HTTP/1.1 200 OK").await, HealthcheckPath::Health)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -109,10 +120,11 @@ mod tests {
             "HTTP/1.1 404 Not Found",
         ] {
             let addr = answering(status_line).await;
-            match check(addr).await {
+            match check(addr, HealthcheckPath::Health).await {
                 Err(Unhealthy::Status {
                     addr: reported,
                     status_line: line,
+                    ..
                 }) => {
                     assert_eq!(reported, addr);
                     assert_eq!(line, status_line);
@@ -128,8 +140,53 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         assert!(matches!(
-            check(addr).await,
+            check(addr, HealthcheckPath::Health).await,
             Err(Unhealthy::Unreachable { .. })
         ));
+    }
+
+    /// The real routes, their store a Redis that is not there: what each path
+    /// reports before and after a stop signal.
+    #[tokio::test]
+    async fn serving_follows_the_drain_and_neither_path_follows_redis() {
+        use std::{sync::Arc, time::Duration};
+
+        use crate::{
+            app::router,
+            drain::Drain,
+            routes::AppState,
+            store::{RedisStore, RedisTimeouts},
+        };
+
+        let unreachable = "redis://127.0.0.1:1".parse::<redis::ConnectionInfo>();
+        let timeouts = RedisTimeouts {
+            connect: Duration::from_millis(200),
+            response: Duration::from_millis(200),
+        };
+        let store = RedisStore::new(unreachable.unwrap(), timeouts).unwrap();
+        let drain = Drain::default();
+        let mut state = AppState::new(
+            Arc::new(store),
+            Duration::from_millis(500),
+            Duration::from_secs(2),
+        );
+        state.drain = drain.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(state, None)).await });
+
+        check(addr, HealthcheckPath::Health).await.unwrap();
+        check(addr, HealthcheckPath::Serving).await.unwrap();
+        drain.start();
+        check(addr, HealthcheckPath::Health).await.unwrap();
+        match check(addr, HealthcheckPath::Serving).await {
+            Err(Unhealthy::Status {
+                path, status_line, ..
+            }) => {
+                assert_eq!(path, "/serving");
+                assert!(status_line.contains(" 503 "), "{status_line}");
+            }
+            other => panic!("draining, /serving answered {other:?}"),
+        }
     }
 }

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         Err(err) => return fail(&err, USAGE),
     };
     if config.healthcheck {
-        return match healthcheck::check(config.bind).await {
+        return match healthcheck::check(config.bind, config.healthcheck_path).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err, FAILURE),
         };

@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use futures::future::{BoxFuture, FutureExt};
 use page_tracker::{
     app::Application,
-    config::{Config, LogFormat, RedisTarget},
+    config::{Config, HealthcheckPath, LogFormat, RedisTarget},
     server::Limits,
     store::{PAGE_VIEWS_KEY, RedisTimeouts},
 };
@@ -216,6 +216,7 @@ async fn driver(
         metrics_bind: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         log_format: LogFormat::Text,
         healthcheck: false,
+        healthcheck_path: HealthcheckPath::Health,
     };
     let app = Application::build(&config).await?;
     let base_url = format!("http://{}", app.local_addr()?);
