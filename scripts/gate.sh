@@ -104,20 +104,11 @@ not_run() {
 
 # --- Tools -------------------------------------------------------------------
 
-# apt_install WHY PACKAGE...: installs Debian packages when the gate runs as root,
-# else says what is missing and fails.
-apt_install() {
-    local why=$1
-    shift
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "gate: installing $* with apt-get ($why)"
-        apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-    else
-        echo "gate: $why: install $*" >&2
-        return 1
-    fi
-}
+# apt_install (installs Debian packages when the gate runs as root) and the other
+# shared functions.
+LIB_PROG=gate
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 # The Python linters, pinned in .github/requirements-lint.txt, in target/gate-venv.
 python_tools() {

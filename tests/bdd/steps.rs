@@ -693,20 +693,20 @@ async fn visitor_with_cookies(world: &mut PageTrackerWorld, kib: usize) -> Resul
 
 #[then("the page is served to them")]
 async fn page_is_served(world: &mut PageTrackerWorld) -> Result<()> {
-    let outcome = world.raw.as_ref().context("nothing was sent")?;
-    ensure!(
-        *outcome == RawOutcome::Status(200),
-        "expected the page (200), got {outcome:?}"
-    );
-    Ok(())
+    expect_raw_status(world, 200, "the page")
 }
 
 #[then("they are told the request is too large")]
 async fn request_too_large(world: &mut PageTrackerWorld) -> Result<()> {
+    expect_raw_status(world, 431, "Request Header Fields Too Large")
+}
+
+/// The bytes sent by hand were answered with `status`.
+fn expect_raw_status(world: &PageTrackerWorld, status: u16, what: &str) -> Result<()> {
     let outcome = world.raw.as_ref().context("nothing was sent")?;
     ensure!(
-        *outcome == RawOutcome::Status(431),
-        "expected 431 Request Header Fields Too Large, got {outcome:?}"
+        *outcome == RawOutcome::Status(status),
+        "expected {what} ({status}), got {outcome:?}"
     );
     Ok(())
 }

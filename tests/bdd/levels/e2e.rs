@@ -225,23 +225,8 @@ async fn wait_for_pause_end(redis_url: &str, paused_until: &PausedUntil) -> Resu
         return Ok(());
     };
     tokio::time::sleep_until(until.into()).await;
-    let client = redis::Client::open(redis_url)?;
-    let deadline = Instant::now() + RESUME_WAIT;
-    loop {
-        let answer = async {
-            let mut connection = client.get_multiplexed_async_connection().await?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-        };
-        match tokio::time::timeout(Duration::from_secs(1), answer).await {
-            Ok(Ok(_)) => break,
-            _ if Instant::now() > deadline => {
-                bail!("the deployed Redis did not answer within {RESUME_WAIT:?} after its pause")
-            }
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    super::wait_until_redis_answers(redis_url, RESUME_WAIT, "the deployed Redis after its pause")
+        .await?;
     *paused_until.lock().unwrap_or_else(PoisonError::into_inner) = None;
     Ok(())
 }

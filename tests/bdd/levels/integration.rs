@@ -12,7 +12,7 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
@@ -381,23 +381,7 @@ impl ContainerOutages {
 
     /// Waits until Redis answers PING again.
     async fn wait_until_answering(&self) -> Result<()> {
-        let client = redis::Client::open(self.url.as_str())?;
-        let deadline = Instant::now() + RESTART_WAIT;
-        loop {
-            let answer = async {
-                let mut connection = client.get_multiplexed_async_connection().await?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut connection)
-                    .await
-            };
-            match tokio::time::timeout(Duration::from_secs(1), answer).await {
-                Ok(Ok(_)) => return Ok(()),
-                _ if Instant::now() > deadline => {
-                    bail!("Redis did not come back within {RESTART_WAIT:?}")
-                }
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+        super::wait_until_redis_answers(&self.url, RESTART_WAIT, "Redis coming back").await
     }
 }
 

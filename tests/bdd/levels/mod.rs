@@ -146,3 +146,28 @@ pub async fn docker_unreachable() -> Option<String> {
         Err(err) => Some(format!("{socket}: {err}")),
     }
 }
+
+/// Polls Redis at `redis_url` with PING until it answers, for at most `wait`; the
+/// error names `what` was awaited.
+pub async fn wait_until_redis_answers(
+    redis_url: &str,
+    wait: std::time::Duration,
+    what: &str,
+) -> Result<()> {
+    use std::time::{Duration, Instant};
+    let client = redis::Client::open(redis_url)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let answer = async {
+            let mut connection = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        match tokio::time::timeout(Duration::from_secs(1), answer).await {
+            Ok(Ok(_)) => return Ok(()),
+            _ if Instant::now() > deadline => bail!("{what}: no answer within {wait:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
