@@ -165,7 +165,8 @@ deploy() {
         docker stop -t 30 "${green[@]}" >/dev/null
         docker rm "${green[@]}" >/dev/null
         for slot in "${free[@]}"; do set_state "$slot" ready; done
-        in_rotation "${#blue[@]}" || die "rollback: blue is not fully in rotation"
+        # The load balancer lets go of green's addresses within a DNS hold and a check.
+        wait_until 30 in_rotation "${#blue[@]}" || die "rollback: blue is not fully in rotation"
         log "rollback: done, ${#blue[@]} blue replicas in rotation"
         return 1
     fi
