@@ -22,6 +22,8 @@ const SLACK: Duration = Duration::from_millis(500);
 const DRAIN_WAIT: Duration = Duration::from_secs(15);
 /// How long after the visits start the stop signal is sent.
 const IN_FLIGHT_DELAY: Duration = Duration::from_millis(100);
+/// How often the load balancer checks each replica (deploy/haproxy/haproxy.cfg, `inter`).
+const LB_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Between visitors arriving shortly one after another: long enough to fix the order
 /// in which they reach the service, short enough for all to arrive during a slow count.
 const ARRIVAL_GAP: Duration = Duration::from_millis(40);
@@ -420,6 +422,14 @@ async fn told_serving(world: &mut PageTrackerWorld) -> Result<()> {
 
 #[then("the load balancer is told the service is draining")]
 async fn told_draining(world: &mut PageTrackerWorld) -> Result<()> {
+    // A stop signal reaches a process asynchronously, and a load balancer checks
+    // again every second: the answer must turn within one check interval (well
+    // inside the drain delay), not necessarily on the very first check.
+    let deadline = tokio::time::Instant::now() + LB_CHECK_INTERVAL;
+    while world.last_reply()?.status == 200 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        send(world, "GET", "/serving").await?;
+    }
     expect_reply(world, 503, "draining")
 }
 
