@@ -1,9 +1,11 @@
-@metrics
+@metrics @serial
 Feature: Operators see how the service is doing
   Operators watch the service through its metrics: how many requests it
   answered and how, how long the answers took, and how the page-view store
   is doing. Visits and failed visits show up counted by outcome and timed,
   and a request for a page that does not exist never adds a new series.
+  Its scenarios run while no other visitor does, so the figures they read are
+  their own.
 
   Scenario: Visits are counted by outcome and timed
     Given the operator has noted the service's figures

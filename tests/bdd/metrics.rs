@@ -23,7 +23,24 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// Labels Prometheus adds to say where a sample was scraped: the same series
+/// from another replica is no new kind of series.
+const TARGET_LABELS: [&str; 3] = ["instance", "job", "service"];
+
 impl Sample {
+    /// Whether `other` is the same series, wherever each was scraped.
+    pub fn same_series(&self, other: &Sample) -> bool {
+        let own = |sample: &Sample| {
+            sample
+                .labels
+                .iter()
+                .filter(|(label, _)| !TARGET_LABELS.contains(&label.as_str()))
+                .map(|(label, value)| (label.clone(), value.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        self.name == other.name && own(self) == own(other)
+    }
+
     /// Whether every `(label, value)` matches; an empty value matches a missing
     /// label, as in PromQL.
     pub fn matches(&self, name: &str, labels: &[(&str, &str)]) -> bool {

@@ -549,11 +549,7 @@ async fn operator_sees_no_new_series(world: &mut PageTrackerWorld) -> Result<()>
     let before = noted.len();
     let added: Vec<_> = now
         .iter()
-        .filter(|sample| {
-            !noted
-                .iter()
-                .any(|old| old.name == sample.name && old.labels == sample.labels)
-        })
+        .filter(|sample| !noted.iter().any(|old| old.same_series(sample)))
         .collect();
     ensure!(
         added.is_empty(),
