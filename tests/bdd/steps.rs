@@ -721,7 +721,7 @@ fn expect_raw_status(world: &PageTrackerWorld, status: u16, what: &str) -> Resul
 
 #[given("the page-view store has come back")]
 async fn store_has_come_back(world: &mut PageTrackerWorld) -> Result<()> {
-    world.driver()?.outages()?.restore().await
+    store_is_back(world).await
 }
 
 #[given("the store starts counting the connections it receives")]
