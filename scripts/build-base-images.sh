@@ -361,21 +361,36 @@ EOF
     tag_image "$id" "$DEBIAN_IMAGE"
 }
 
-# ---- redis:7.0.15-bookworm ----------------------------------------------------------
-build_redis() {
+# build_from_helper NAME IMAGE DOCKERFILE [--entrypoint FILE] BUILD_ARG...: docker build
+# FROM the Debian image with scripts/base-images/DOCKERFILE (and FILE, executable, beside
+# it), each BUILD_ARG (KEY=VALUE) passed on; leaves the image id in $WORK/NAME.iid, its
+# smoke test is the caller's.
+build_from_helper() {
+    local name="$1" image="$2" dockerfile="$3"
+    shift 3
     probe_build_network
     workdir
-    local ctx="$WORK/redis-ctx" id
+    local ctx="$WORK/$name-ctx" arg args=()
     mkdir -p "$ctx"
-    cp "$HELPER_DIR/redis.Dockerfile" "$ctx/Dockerfile"
-    cp "$HELPER_DIR/redis-entrypoint.sh" "$ctx/redis-entrypoint.sh"
-    chmod 0755 "$ctx/redis-entrypoint.sh"
-    log "$REDIS_IMAGE: docker build FROM $DEBIAN_IMAGE with Debian's redis-server ${REDIS_VERSION}"
-    step redis-build docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
-        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" --build-arg "REDIS_VERSION=$REDIS_VERSION" \
-        --label "$BUILT_BY_LABEL" --iidfile "$WORK/redis.iid" "$ctx"
-    id="$(cat "$WORK/redis.iid")"
-    mark_pending "$id"
+    cp "$HELPER_DIR/$dockerfile" "$ctx/Dockerfile"
+    if [ "${1:-}" = --entrypoint ]; then
+        cp "$HELPER_DIR/$2" "$ctx/$2"
+        chmod 0755 "$ctx/$2"
+        shift 2
+    fi
+    for arg in "$@"; do args+=(--build-arg "$arg"); done
+    log "$image: docker build FROM $DEBIAN_IMAGE with Debian's packages ($*)"
+    step "$name-build" docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
+        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" "${args[@]}" \
+        --label "$BUILT_BY_LABEL" --iidfile "$WORK/$name.iid" "$ctx"
+    mark_pending "$(cat "$WORK/$name.iid")"
+}
+
+# ---- redis:7.0.15-bookworm ----------------------------------------------------------
+build_redis() {
+    build_from_helper redis "$REDIS_IMAGE" redis.Dockerfile --entrypoint redis-entrypoint.sh \
+        "REDIS_VERSION=$REDIS_VERSION"
+    local id; id="$(cat "$WORK/redis.iid")"
 
     # smoke test: starts, logs readiness on stdout, answers PING, runs as redis
     local c="build-base-images-redis-$$" i out="" pkg
@@ -403,19 +418,9 @@ build_redis() {
 
 # ---- haproxy:2.6-bookworm -----------------------------------------------------------
 build_haproxy() {
-    probe_build_network
-    workdir
-    local ctx="$WORK/haproxy-ctx" id
-    mkdir -p "$ctx"
-    cp "$HELPER_DIR/haproxy.Dockerfile" "$ctx/Dockerfile"
-    cp "$HELPER_DIR/haproxy-entrypoint.sh" "$ctx/haproxy-entrypoint.sh"
-    chmod 0755 "$ctx/haproxy-entrypoint.sh"
-    log "$HAPROXY_IMAGE: docker build FROM $DEBIAN_IMAGE with Debian's haproxy ${HAPROXY_VERSION}"
-    step haproxy-build docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
-        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" --build-arg "HAPROXY_VERSION=$HAPROXY_VERSION" \
-        --label "$BUILT_BY_LABEL" --iidfile "$WORK/haproxy.iid" "$ctx"
-    id="$(cat "$WORK/haproxy.iid")"
-    mark_pending "$id"
+    build_from_helper haproxy "$HAPROXY_IMAGE" haproxy.Dockerfile --entrypoint haproxy-entrypoint.sh \
+        "HAPROXY_VERSION=$HAPROXY_VERSION"
+    local id; id="$(cat "$WORK/haproxy.iid")"
 
     # smoke test: a configuration at the official path is loaded and served, as user haproxy
     local c="build-base-images-haproxy-$$" i out=""
@@ -534,18 +539,10 @@ EOF
 
 # ---- gcr.io/distroless/cc-debian12:nonroot ------------------------------------------
 build_distroless() {
-    probe_build_network
-    workdir
-    local ctx="$WORK/distroless-ctx" id
-    mkdir -p "$ctx"
-    cp "$HELPER_DIR/distroless-cc.Dockerfile" "$ctx/Dockerfile"
-    log "$DISTROLESS_IMAGE: docker build FROM scratch with Debian's ${DISTROLESS_PACKAGES} (glibc ${GLIBC_VERSION})"
-    step distroless-build docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
-        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" --build-arg "PACKAGES=$DISTROLESS_PACKAGES" \
-        --build-arg "GLIBC_VERSION=$GLIBC_VERSION" \
-        --label "$BUILT_BY_LABEL" --iidfile "$WORK/distroless.iid" "$ctx"
-    id="$(cat "$WORK/distroless.iid")"
-    mark_pending "$id"
+    # The packages are unpacked FROM scratch in the Dockerfile's last stage.
+    build_from_helper distroless "$DISTROLESS_IMAGE" distroless-cc.Dockerfile \
+        "PACKAGES=$DISTROLESS_PACKAGES" "GLIBC_VERSION=$GLIBC_VERSION"
+    local id; id="$(cat "$WORK/distroless.iid")"
 
     # smoke test: glibc's loader runs, the layout is the official one, and there is
     # no shell or package manager
@@ -576,24 +573,8 @@ build_distroless() {
 }
 
 # ---- prom/prometheus and oliver006/redis_exporter ---------------------------------
-# build_from_package NAME IMAGE DOCKERFILE VERSION_ARG=VERSION: docker build FROM the
-# Debian image with one of Debian's packages; the smoke test is the caller's.
-build_from_package() {
-    local name="$1" image="$2" dockerfile="$3" version_arg="$4"
-    probe_build_network
-    workdir
-    local ctx="$WORK/$name-ctx"
-    mkdir -p "$ctx"
-    cp "$HELPER_DIR/$dockerfile" "$ctx/Dockerfile"
-    log "$image: docker build FROM $DEBIAN_IMAGE with Debian's package (${version_arg})"
-    step "$name-build" docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
-        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" --build-arg "$version_arg" \
-        --label "$BUILT_BY_LABEL" --iidfile "$WORK/$name.iid" "$ctx"
-    mark_pending "$(cat "$WORK/$name.iid")"
-}
-
 build_prometheus() {
-    build_from_package prometheus "$PROMETHEUS_IMAGE" prometheus.Dockerfile "PROMETHEUS_VERSION=$PROMETHEUS_VERSION"
+    build_from_helper prometheus "$PROMETHEUS_IMAGE" prometheus.Dockerfile "PROMETHEUS_VERSION=$PROMETHEUS_VERSION"
     local id; id="$(cat "$WORK/prometheus.iid")"
     # smoke test offline: version, user, and the default command's configuration
     step prometheus-smoke docker run --rm --label "$SMOKE_LABEL" --network none --entrypoint sh "$id" -ec \
@@ -604,7 +585,7 @@ build_prometheus() {
 }
 
 build_redis_exporter() {
-    build_from_package redis-exporter "$REDIS_EXPORTER_IMAGE" redis-exporter.Dockerfile \
+    build_from_helper redis-exporter "$REDIS_EXPORTER_IMAGE" redis-exporter.Dockerfile \
         "REDIS_EXPORTER_VERSION=$REDIS_EXPORTER_VERSION"
     local id; id="$(cat "$WORK/redis-exporter.iid")"
     # smoke test offline: the binary at the official path names its version, as user 59000
