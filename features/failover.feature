@@ -10,7 +10,7 @@ Feature: Counting on when the store's primary is lost
   scenarios wait until the replicas have every visit, so they expect none lost.
   Each one runs alone: its five Redis processes would slow the others down.
 
-  @sentinel @failover @serial
+  @sentinel @failover @crash @serial
   Scenario: Visitors are counted again soon after the primary is lost
     Given the page has been seen 10 times
     And the replicas have every visit so far

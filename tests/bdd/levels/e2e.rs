@@ -9,6 +9,12 @@
 //! answers nothing until the pause ends by itself.
 //! `PROMETHEUS_URL`, when set, is the Prometheus that scrapes every instance: the
 //! operator's figures are read there.
+//!
+//! `REDIS_SENTINELS` (and `REDIS_SENTINEL_PASSWORD`), when set, say the stack keeps
+//! the count behind Sentinel (the `ha` stack): the run then checks its failover
+//! only. The count is read from whichever node the sentinels name, with the user
+//! and password of `REDIS_URL`; "the primary stops answering" pauses it with
+//! `CLIENT PAUSE` for longer than the sentinels wait before promoting a replica.
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
@@ -19,8 +25,11 @@ use anyhow::{Context, Result, bail};
 use futures::future::{BoxFuture, FutureExt};
 
 use crate::{
-    driver::{App, BaseUrl, Counter, Driver, Outages},
-    levels::integration::{RedisCounter, http_client},
+    driver::{App, BaseUrl, Counter, Driver, Failover, Outages},
+    levels::{
+        integration::{RedisCounter, http_client},
+        sentinel::SentinelView,
+    },
     metrics::Prometheus,
 };
 
@@ -38,6 +47,8 @@ pub struct Stack {
     counter: RedisCounter,
     /// When the pause a scenario asked the deployed Redis for ends.
     paused_until: PausedUntil,
+    /// In the `ha` stack: the sentinels, to find the primary.
+    sentinels: Option<Arc<SentinelView>>,
 }
 
 type PausedUntil = Arc<Mutex<Option<Instant>>>;
@@ -46,6 +57,9 @@ type PausedUntil = Arc<Mutex<Option<Instant>>>;
 const FREEZE: Duration = Duration::from_secs(3);
 /// How long Redis may take to answer again after its pause has ended.
 const RESUME_WAIT: Duration = Duration::from_secs(30);
+/// How long "the primary stops answering" lasts in the `ha` stack: well beyond the
+/// sentinels' down-after time plus a failover.
+const PRIMARY_FREEZE: Duration = Duration::from_secs(15);
 
 impl Stack {
     pub async fn from_env() -> Result<Self> {
@@ -61,6 +75,24 @@ impl Stack {
             .map(|url| url.trim_end_matches('/').to_owned());
         let counter = RedisCounter::connect(&redis_url, None).await?;
         let views_before = counter.get_raw().await?;
+        let sentinels = match std::env::var("REDIS_SENTINELS") {
+            Ok(list) if !list.trim().is_empty() => Some(Arc::new(SentinelView {
+                addresses: list
+                    .split(',')
+                    .map(|address| address.trim().to_owned())
+                    .collect(),
+                password: std::env::var("REDIS_SENTINEL_PASSWORD")
+                    .ok()
+                    .filter(|password| !password.is_empty()),
+                // The user and password of REDIS_URL, for whichever node is primary.
+                node_url: match redis_url.rsplit_once('@') {
+                    Some((credentials, _host)) => format!("{credentials}@"),
+                    None => "redis://".to_owned(),
+                },
+                fixed_primary: None,
+            })),
+            _ => None,
+        };
         Ok(Self {
             app_url: app_url.trim_end_matches('/').to_owned(),
             redis_url,
@@ -69,6 +101,7 @@ impl Stack {
             views_before,
             counter,
             paused_until: PausedUntil::default(),
+            sentinels,
         })
     }
 
@@ -87,9 +120,18 @@ impl Stack {
                 client: http_client()?,
                 base_url,
             },
-            counter: Box::new(RedisCounter::connect(&self.redis_url, None).await?),
+            counter: match &self.sentinels {
+                Some(view) => Box::new(Arc::clone(view)),
+                None => Box::new(RedisCounter::connect(&self.redis_url, None).await?),
+            },
             outages: Some(Box::new(outages)),
-            failover: None,
+            failover: self.sentinels.as_ref().map(|view| {
+                Box::new(StackFailover {
+                    view: Arc::clone(view),
+                    lost: Mutex::default(),
+                    paused_until: Arc::clone(&self.paused_until),
+                }) as Box<dyn Failover>
+            }),
             server: None,
             // The compose file leaves the service's Redis timeouts at their defaults.
             store_wait: Duration::from_secs(1),
@@ -107,6 +149,17 @@ impl Stack {
     /// Why a scenario needs more than this level can do.
     pub fn cannot_run(&self, tags: &[String]) -> Option<&'static str> {
         let has = |tag: &str| tags.iter().any(|t| t == tag);
+        if self.sentinels.is_some() {
+            return if !has("sentinel") {
+                Some(
+                    "this run checks the ha stack's failover; the single-Redis stack's run checks the rest",
+                )
+            } else if has("crash") {
+                Some("the test-service cannot kill a Redis container (no Docker socket)")
+            } else {
+                None
+            };
+        }
         if has("shutdown") {
             Some("the test-service cannot stop the deployed service")
         } else if has("sentinel") {
@@ -136,9 +189,12 @@ impl Stack {
         if let Err(err) = wait_for_pause_end(&self.redis_url, &self.paused_until).await {
             eprintln!("bdd: {err:#}");
         }
-        let result = match self.views_before {
-            Some(views) => self.counter.set(views).await,
-            None => self.counter.delete().await,
+        let result = match (&self.sentinels, self.views_before) {
+            // After a failover the first primary is a replica: write to the current one.
+            (Some(view), Some(views)) => view.set(views).await,
+            (Some(view), None) => view.delete().await,
+            (None, Some(views)) => self.counter.set(views).await,
+            (None, None) => self.counter.delete().await,
         };
         if let Err(err) = result {
             eprintln!("bdd: could not restore the page-view count: {err:#}");
@@ -220,6 +276,81 @@ impl Outages for StackOutages {
 
     fn stall(&self, pause: Duration) -> BoxFuture<'_, Result<()>> {
         self.pause(pause).boxed()
+    }
+}
+
+/// The `ha` stack's failover, caused by pausing its primary's clients.
+struct StackFailover {
+    view: Arc<SentinelView>,
+    /// The primary that was paused.
+    lost: Mutex<Option<String>>,
+    paused_until: PausedUntil,
+}
+
+impl StackFailover {
+    fn lost(&self) -> Result<String> {
+        self.lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .context("no primary has been paused yet")
+    }
+}
+
+impl Failover for StackFailover {
+    fn sync_replicas(&self) -> BoxFuture<'_, Result<()>> {
+        self.view.sync_replicas().boxed()
+    }
+
+    fn kill_primary(&self) -> BoxFuture<'_, Result<()>> {
+        async { bail!("the test-service cannot kill a Redis container") }.boxed()
+    }
+
+    fn freeze_primary(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let host = self.view.primary_host().await?;
+            redis::cmd("CLIENT")
+                .arg("PAUSE")
+                .arg(PRIMARY_FREEZE.as_millis().to_string())
+                .arg("ALL")
+                .exec_async(&mut self.view.node(&host).await?)
+                .await
+                .context("CLIENT PAUSE on the primary")?;
+            *self
+                .paused_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + PRIMARY_FREEZE);
+            *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(host);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn await_new_primary(&self) -> BoxFuture<'_, Result<()>> {
+        async move { self.view.await_new_primary(&self.lost()?).await }.boxed()
+    }
+
+    fn thaw_old_primary(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            // CLIENT UNPAUSE would be held like every other command: wait the pause out.
+            let until = *self
+                .paused_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(until) = until {
+                tokio::time::sleep_until(until.into()).await;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn old_primary_follows(&self, views: i64) -> BoxFuture<'_, Result<()>> {
+        async move { self.view.await_follower(&self.lost()?, views).await }.boxed()
+    }
+
+    fn as_service_user(&self, _command: &str) -> BoxFuture<'_, Result<Option<String>>> {
+        async { bail!("the test-service does not hold the service's Redis password") }.boxed()
     }
 }
 

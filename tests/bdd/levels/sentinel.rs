@@ -96,10 +96,11 @@ struct Topology {
     /// The first primary, then its replicas.
     nodes: Vec<Node>,
     _sentinels: Vec<ContainerAsync<GenericImage>>,
-    sentinel_addresses: Vec<String>,
+    /// The harness' view of the sentinels, signing in to the data nodes as `admin`.
+    view: Arc<SentinelView>,
     passwords: Passwords,
     /// The node a step has killed or frozen.
-    lost: Mutex<Option<IpAddr>>,
+    lost: Mutex<Option<String>>,
     /// Last, so that it is removed after the containers on it.
     _network: Network,
 }
@@ -170,7 +171,7 @@ pub async fn driver_with_sentinels() -> Result<Driver> {
         topology.passwords.service
     );
     let target = RedisTarget::parse(&url)?.with_sentinels(
-        Some(&topology.sentinel_addresses.join(",")),
+        Some(&topology.view.addresses.join(",")),
         SERVICE,
         Some(topology.passwords.sentinels.clone()),
     )?;
@@ -206,27 +207,72 @@ impl Topology {
             ));
             sentinels.push(sentinel);
         }
+        let view = Arc::new(SentinelView {
+            addresses: sentinel_addresses,
+            password: Some(passwords.sentinels.clone()),
+            node_url: format!("redis://admin:{}@", passwords.admin),
+            fixed_primary: (!watched).then(|| primary_ip.to_string()),
+        });
         let topology = Self {
             nodes,
             _sentinels: sentinels,
-            sentinel_addresses,
+            view,
             passwords,
             lost: Mutex::new(None),
             _network: network,
         };
         if watched {
-            topology.await_watching().await?;
+            topology.view.await_watching(replicas).await?;
         }
         Ok(topology)
     }
 
-    /// Waits until a sentinel knows the replica and the other sentinels, so that a
+    /// The node at `host`, which the sentinels named as primary at some point.
+    fn container_at(&self, host: &str) -> Result<&ContainerAsync<GenericImage>> {
+        self.nodes
+            .iter()
+            .find(|node| node.ip.to_string() == host)
+            .map(|node| &node.container)
+            .with_context(|| format!("no data node has the address {host}"))
+    }
+
+    /// Marks the current primary as lost and returns its container.
+    async fn lose_primary(&self) -> Result<&ContainerAsync<GenericImage>> {
+        let host = self.view.primary_host().await?;
+        let container = self.container_at(&host)?;
+        *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(host);
+        Ok(container)
+    }
+
+    fn lost(&self) -> Result<String> {
+        self.lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .context("no primary has been lost yet")
+    }
+}
+
+/// The sentinels as the harness sees them: which node is primary, and the count on it.
+pub struct SentinelView {
+    /// `host:port` of each sentinel.
+    pub addresses: Vec<String>,
+    /// The sentinels' own password.
+    pub password: Option<String>,
+    /// `redis://user:password@`, to which a data node's `host:port` is added.
+    pub node_url: String,
+    /// Without sentinels: the one node.
+    pub fixed_primary: Option<String>,
+}
+
+impl SentinelView {
+    /// Waits until a sentinel knows the replicas and the other sentinels, so that a
     /// failover can happen.
-    async fn await_watching(&self) -> Result<()> {
-        let others = (SENTINELS - 1).to_string();
-        let others = others.as_str();
-        self.poll(
-            "the sentinels to know each other and the replica",
+    async fn await_watching(&self, replicas: usize) -> Result<()> {
+        let (replicas, others) = (replicas.to_string(), (SENTINELS - 1).to_string());
+        let (replicas, others) = (replicas.as_str(), others.as_str());
+        poll(
+            "the sentinels to know each other and the replicas",
             || async move {
                 let fields: Vec<String> = redis::cmd("SENTINEL")
                     .arg("MASTER")
@@ -240,42 +286,26 @@ impl Topology {
                         .and_then(|at| fields.get(at + 1))
                         .map(String::as_str)
                 };
-                let (replicas, sentinels) = (field("num-slaves"), field("num-other-sentinels"));
-                Ok((replicas != Some("1") || sentinels != Some(others))
-                    .then(|| format!("replicas {replicas:?}, other sentinels {sentinels:?}")))
+                let (known, sentinels) = (field("num-slaves"), field("num-other-sentinels"));
+                Ok((known != Some(replicas) || sentinels != Some(others))
+                    .then(|| format!("replicas {known:?}, other sentinels {sentinels:?}")))
             },
         )
         .await
     }
 
-    /// Calls `check` until it answers true, for at most `TOPOLOGY_WAIT`.
-    /// `check` says what it still waits for, if anything.
-    async fn poll<F: Future<Output = Result<Option<String>>>>(
-        &self,
-        what: &str,
-        mut check: impl FnMut() -> F,
-    ) -> Result<()> {
-        let deadline = Instant::now() + TOPOLOGY_WAIT;
-        loop {
-            let outcome = check().await;
-            match outcome {
-                Ok(None) => return Ok(()),
-                _ if Instant::now() > deadline => {
-                    let last =
-                        outcome.map_or_else(|err| format!("{err:#}"), Option::unwrap_or_default);
-                    bail!("waited {TOPOLOGY_WAIT:?} for {what}; last seen: {last}");
-                }
-                _ => tokio::time::sleep(POLL).await,
-            }
+    fn sentinel_url(&self, address: &str) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@{address}"),
+            None => format!("redis://{address}"),
         }
     }
 
     /// A connection to the first sentinel that answers.
     async fn sentinel(&self) -> Result<MultiplexedConnection> {
         let mut last = None;
-        for address in &self.sentinel_addresses {
-            let url = format!("redis://:{}@{address}", self.passwords.sentinels);
-            match connect(&url).await {
+        for address in &self.addresses {
+            match connect(&self.sentinel_url(address)).await {
                 Ok(connection) => return Ok(connection),
                 Err(err) => last = Some(err),
             }
@@ -283,62 +313,124 @@ impl Topology {
         Err(last.context("no sentinel configured")?)
     }
 
-    /// The address the sentinels name as primary now; without sentinels, the one node.
-    async fn primary_ip(&self) -> Result<IpAddr> {
-        if self.sentinel_addresses.is_empty() {
-            return Ok(self.nodes[0].ip);
+    /// The host the sentinels name as primary now.
+    pub async fn primary_host(&self) -> Result<String> {
+        if let Some(host) = &self.fixed_primary {
+            return Ok(host.clone());
         }
         named_primary(&mut self.sentinel().await?).await
     }
 
-    /// The address the sentinel at `address` names as primary.
-    async fn primary_named_by(&self, address: &str) -> Result<IpAddr> {
-        let url = format!("redis://:{}@{address}", self.passwords.sentinels);
-        named_primary(&mut connect(&url).await?).await
+    /// A connection to the data node at `host`.
+    pub async fn node(&self, host: &str) -> Result<MultiplexedConnection> {
+        connect(&format!("{}{host}:{REDIS_PORT}", self.node_url)).await
     }
 
-    /// A connection to the node at `ip` as `user`.
-    async fn node(&self, ip: IpAddr, user: &str, password: &str) -> Result<MultiplexedConnection> {
-        connect(&format!("redis://{user}:{password}@{ip}:{REDIS_PORT}")).await
+    /// A connection to the current primary.
+    pub async fn primary(&self) -> Result<MultiplexedConnection> {
+        self.node(&self.primary_host().await?).await
     }
 
-    /// A connection to the current primary as an operator.
-    async fn primary(&self) -> Result<MultiplexedConnection> {
-        let ip = self.primary_ip().await?;
-        self.node(ip, "admin", &self.passwords.admin).await
+    /// Removes the count from the current primary.
+    pub async fn delete(&self) -> Result<()> {
+        redis::cmd("DEL")
+            .arg(PAGE_VIEWS_KEY)
+            .exec_async(&mut self.primary().await?)
+            .await?;
+        Ok(())
     }
 
-    /// The node at `ip`, which the sentinels named as primary at some point.
-    fn container_at(&self, ip: IpAddr) -> Result<&ContainerAsync<GenericImage>> {
-        self.nodes
-            .iter()
-            .find(|node| node.ip == ip)
-            .map(|node| &node.container)
-            .with_context(|| format!("no data node has the address {ip}"))
+    /// Waits until the replicas have every write the primary has acknowledged.
+    pub async fn sync_replicas(&self) -> Result<()> {
+        let acknowledged: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(TOPOLOGY_WAIT.as_millis() as u64)
+            .query_async(&mut self.primary().await?)
+            .await?;
+        if acknowledged < 1 {
+            bail!("no replica acknowledged the writes within {TOPOLOGY_WAIT:?}");
+        }
+        Ok(())
     }
 
-    /// Marks the current primary as lost and returns its container.
-    async fn lose_primary(&self) -> Result<&ContainerAsync<GenericImage>> {
-        let ip = self.primary_ip().await?;
-        *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(ip);
-        self.container_at(ip)
+    /// Waits until every sentinel names the same primary, other than `lost`: each
+    /// has then announced the switch to its listeners.
+    pub async fn await_new_primary(&self, lost: &str) -> Result<()> {
+        poll(
+            "every sentinel to name the same new primary",
+            || async move {
+                let mut named = Vec::with_capacity(self.addresses.len());
+                for address in &self.addresses {
+                    named.push(
+                        named_primary(&mut connect(&self.sentinel_url(address)).await?).await?,
+                    );
+                }
+                let agreed = named.iter().all(|host| host != lost && *host == named[0]);
+                Ok((!agreed).then(|| format!("{named:?}")))
+            },
+        )
+        .await
     }
 
-    fn lost(&self) -> Result<IpAddr> {
-        self.lost
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .context("no primary has been lost yet")
+    /// Waits until the node at `old` replicates the current primary and holds `views`.
+    pub async fn await_follower(&self, old: &str, views: i64) -> Result<()> {
+        let what = format!("{old} to replicate the new primary and hold {views}");
+        poll(&what, || async move {
+            let primary = self.primary_host().await?;
+            let mut node = self.node(old).await?;
+            // A replica's ROLE: slave, its primary's host and port, the link's state, offset.
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut node).await?;
+            let text = |at: usize| match role.get(at) {
+                Some(redis::Value::BulkString(bytes)) => {
+                    String::from_utf8_lossy(bytes).into_owned()
+                }
+                Some(redis::Value::SimpleString(text)) => text.clone(),
+                other => format!("{other:?}"),
+            };
+            let held: Option<i64> = redis::cmd("GET")
+                .arg(PAGE_VIEWS_KEY)
+                .query_async(&mut node)
+                .await?;
+            let follows = text(0) == "slave" && text(1) == primary && text(3) == "connected";
+            Ok((!follows || held != Some(views)).then(|| {
+                format!(
+                    "role {} of {} ({}) holding {held:?}",
+                    text(0),
+                    text(1),
+                    text(3)
+                )
+            }))
+        })
+        .await
     }
 }
 
-async fn named_primary(sentinel: &mut MultiplexedConnection) -> Result<IpAddr> {
+/// Calls `check` until it says it waits for nothing more, for at most `TOPOLOGY_WAIT`.
+async fn poll<F: Future<Output = Result<Option<String>>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> Result<()> {
+    let deadline = Instant::now() + TOPOLOGY_WAIT;
+    loop {
+        let outcome = check().await;
+        match outcome {
+            Ok(None) => return Ok(()),
+            _ if Instant::now() > deadline => {
+                let last = outcome.map_or_else(|err| format!("{err:#}"), Option::unwrap_or_default);
+                bail!("waited {TOPOLOGY_WAIT:?} for {what}; last seen: {last}");
+            }
+            _ => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+async fn named_primary(sentinel: &mut MultiplexedConnection) -> Result<String> {
     let (host, _port): (String, u16) = redis::cmd("SENTINEL")
         .arg("GET-MASTER-ADDR-BY-NAME")
         .arg(SERVICE)
         .query_async(sentinel)
         .await?;
-    host.parse().context("the sentinels named no IP address")
+    Ok(host)
 }
 
 async fn connect(url: &str) -> Result<MultiplexedConnection> {
@@ -418,7 +510,7 @@ const START_HINT: &str = "starting a Redis container for the sentinel topology (
      access, build the image first with scripts/build-base-images.sh)";
 
 /// The count, read from whichever node is primary now.
-impl Counter for Arc<Topology> {
+impl Counter for Arc<SentinelView> {
     fn set(&self, views: i64) -> BoxFuture<'_, Result<()>> {
         async move {
             redis::cmd("SET")
@@ -454,20 +546,23 @@ impl Counter for Arc<Topology> {
     }
 }
 
+impl Counter for Arc<Topology> {
+    fn set(&self, views: i64) -> BoxFuture<'_, Result<()>> {
+        self.view.set(views)
+    }
+
+    fn get(&self) -> BoxFuture<'_, Result<i64>> {
+        self.view.get()
+    }
+
+    fn counting_commands(&self) -> BoxFuture<'_, Result<u64>> {
+        self.view.counting_commands()
+    }
+}
+
 impl Failover for Arc<Topology> {
     fn sync_replicas(&self) -> BoxFuture<'_, Result<()>> {
-        async move {
-            let acknowledged: i64 = redis::cmd("WAIT")
-                .arg(1)
-                .arg(TOPOLOGY_WAIT.as_millis() as u64)
-                .query_async(&mut self.primary().await?)
-                .await?;
-            if acknowledged < 1 {
-                bail!("no replica acknowledged the writes within {TOPOLOGY_WAIT:?}");
-            }
-            Ok(())
-        }
-        .boxed()
+        self.view.sync_replicas().boxed()
     }
 
     fn kill_primary(&self) -> BoxFuture<'_, Result<()>> {
@@ -491,72 +586,31 @@ impl Failover for Arc<Topology> {
     }
 
     fn await_new_primary(&self) -> BoxFuture<'_, Result<()>> {
-        async move {
-            let lost = self.lost()?;
-            // Every sentinel, so that each has announced the switch to its listeners.
-            self.poll(
-                "every sentinel to name the same new primary",
-                || async move {
-                    let mut named = Vec::with_capacity(SENTINELS);
-                    for address in &self.sentinel_addresses {
-                        named.push(self.primary_named_by(address).await?);
-                    }
-                    let agreed = named.iter().all(|ip| *ip != lost && *ip == named[0]);
-                    Ok((!agreed).then(|| format!("{named:?}")))
-                },
-            )
-            .await
-        }
-        .boxed()
+        async move { self.view.await_new_primary(&self.lost()?).await }.boxed()
     }
 
     fn thaw_old_primary(&self) -> BoxFuture<'_, Result<()>> {
         async move {
-            self.container_at(self.lost()?)?.unpause().await?;
+            self.container_at(&self.lost()?)?.unpause().await?;
             Ok(())
         }
         .boxed()
     }
 
     fn old_primary_follows(&self, views: i64) -> BoxFuture<'_, Result<()>> {
-        async move {
-            let old = self.lost()?;
-            let what = format!("the old primary {old} to replicate the new one and hold {views}");
-            self.poll(&what, || async move {
-                let primary = self.primary_ip().await?;
-                let mut node = self.node(old, "admin", &self.passwords.admin).await?;
-                let replication: String = redis::cmd("INFO")
-                    .arg("replication")
-                    .query_async(&mut node)
-                    .await?;
-                let held: Option<i64> = redis::cmd("GET")
-                    .arg(PAGE_VIEWS_KEY)
-                    .query_async(&mut node)
-                    .await?;
-                let follows = replication.contains("role:slave")
-                    && replication.contains(&format!("master_host:{primary}\r"))
-                    && replication.contains("master_link_status:up");
-                Ok((!follows || held != Some(views)).then(|| {
-                    let state: Vec<&str> = replication
-                        .lines()
-                        .filter(|line| line.starts_with("role:") || line.starts_with("master_"))
-                        .collect();
-                    format!("{} with the count {held:?}", state.join(" "))
-                }))
-            })
-            .await
-        }
-        .boxed()
+        async move { self.view.await_follower(&self.lost()?, views).await }.boxed()
     }
 
     fn as_service_user(&self, command: &str) -> BoxFuture<'_, Result<Option<String>>> {
         let words: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
         async move {
             let (name, args) = words.split_first().context("an empty command")?;
-            let ip = self.primary_ip().await?;
-            let mut node = self
-                .node(ip, "page-tracker", &self.passwords.service)
-                .await?;
+            let host = self.view.primary_host().await?;
+            let mut node = connect(&format!(
+                "redis://page-tracker:{}@{host}:{REDIS_PORT}",
+                self.passwords.service
+            ))
+            .await?;
             let outcome: redis::RedisResult<redis::Value> =
                 redis::cmd(name).arg(args).query_async(&mut node).await;
             // The error code first (NOPERM), then redis-rs' description.
