@@ -24,7 +24,7 @@ set -eu
 # offending line, password included, in its fatal error.
 for name in REDIS_SERVICE_PASSWORD REDIS_TEST_PASSWORD REDIS_EXPORTER_PASSWORD \
     REDIS_ADMIN_PASSWORD REDIS_REPLICATION_PASSWORD REDIS_SENTINEL_USER_PASSWORD; do
-    eval "value=\${$name:-}"
+    value="" && eval "value=\${$name:-}"
     case $value in
         '' | *[!A-Za-z0-9._~-]*)
             echo "redis-node: $name must be set to letters, digits and ._~- only (e.g. openssl rand -hex 32)" >&2

@@ -18,7 +18,7 @@
 set -eu
 
 for name in REDIS_SENTINEL_PASSWORD REDIS_SENTINEL_USER_PASSWORD; do
-    eval "value=\${$name:-}"
+    value="" && eval "value=\${$name:-}"
     case $value in
         '' | *[!A-Za-z0-9._~-]*)
             echo "sentinel: $name must be set to letters, digits and ._~- only (e.g. openssl rand -hex 32)" >&2
