@@ -1,6 +1,7 @@
 #!/bin/sh
-# Starts one Redis data node of the `ha` topology (deploy/compose.ha.yml): the
-# primary, or a replica of REDIS_PRIMARY_HOST. The configuration, ACL users and
+# Starts one Redis data node with ACL users: the single Redis of the default
+# topology (deploy/compose.acl.yml), or in the `ha` topology (deploy/compose.ha.yml)
+# the primary or a replica of REDIS_PRIMARY_HOST. The configuration, ACL users and
 # their passwords included, goes to redis-server on its standard input, so no
 # password is on a command line (`ps`, `docker inspect`), in the image or in a
 # file; it comes from the container's environment alone.
@@ -17,6 +18,7 @@
 #   REDIS_ADMIN_PASSWORD          user admin: operators and the healthcheck
 #   REDIS_REPLICATION_PASSWORD    user replication: replicas syncing from the primary
 #   REDIS_SENTINEL_USER_PASSWORD  user sentinel: the sentinels watching and reconfiguring
+# The last two only with replicas and sentinels: unset, those users do not exist.
 set -eu
 
 # A password is spliced into configuration lines and client URLs: anything but
@@ -24,19 +26,34 @@ set -eu
 # offending line, password included, in its fatal error.
 for name in REDIS_SERVICE_PASSWORD REDIS_TEST_PASSWORD REDIS_EXPORTER_PASSWORD \
     REDIS_ADMIN_PASSWORD REDIS_REPLICATION_PASSWORD REDIS_SENTINEL_USER_PASSWORD; do
-    value="" && eval "value=\${$name:-}"
-    case $value in
-        '' | *[!A-Za-z0-9._~-]*)
+    value="" && eval "value=\${$name-unset}"
+    case $name:$value in
+        REDIS_REPLICATION_PASSWORD:unset | REDIS_SENTINEL_USER_PASSWORD:unset) ;;
+        *:unset | *:*[!A-Za-z0-9._~-]* | *:)
             echo "redis-node: $name must be set to letters, digits and ._~- only (e.g. openssl rand -hex 32)" >&2
             exit 2
             ;;
     esac
 done
-: "${REDIS_ANNOUNCE_HOST:?redis-node: REDIS_ANNOUNCE_HOST must name this node}"
+: "${REDIS_ANNOUNCE_HOST:=$(hostname)}"
 
-replicaof=""
-if [ -n "${REDIS_PRIMARY_HOST:-}" ]; then
-    replicaof="replicaof $REDIS_PRIMARY_HOST 6379"
+replication=""
+if [ -n "${REDIS_REPLICATION_PASSWORD:-}" ]; then
+    replication="replica-announce-ip $REDIS_ANNOUNCE_HOST
+masteruser replication
+masterauth $REDIS_REPLICATION_PASSWORD
+user replication on >$REDIS_REPLICATION_PASSWORD resetchannels -@all +psync +replconf +ping"
+    if [ -n "${REDIS_PRIMARY_HOST:-}" ]; then
+        replication="$replication
+replicaof $REDIS_PRIMARY_HOST 6379"
+    fi
+elif [ -n "${REDIS_PRIMARY_HOST:-}" ]; then
+    echo "redis-node: a replica needs REDIS_REPLICATION_PASSWORD" >&2
+    exit 2
+fi
+sentinel=""
+if [ -n "${REDIS_SENTINEL_USER_PASSWORD:-}" ]; then
+    sentinel="user sentinel on >$REDIS_SENTINEL_USER_PASSWORD allchannels -@all +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill"
 fi
 
 # The users' rules follow what each client sends, checked against ACL LOG:
@@ -57,15 +74,11 @@ protected-mode no
 dir /data
 appendonly yes
 appendfsync everysec
-replica-announce-ip $REDIS_ANNOUNCE_HOST
-masteruser replication
-masterauth $REDIS_REPLICATION_PASSWORD
-$replicaof
 user default off resetpass resetkeys resetchannels -@all
 user page-tracker on >$REDIS_SERVICE_PASSWORD resetchannels ~page_views -@all +incrby +ping +role
 user page-tracker-test on >$REDIS_TEST_PASSWORD resetchannels ~page_views -@all +ping +get +set +del +client|pause
 user exporter on >$REDIS_EXPORTER_PASSWORD resetchannels -@all +ping +info +config|get +client|setname +slowlog|get +slowlog|len +latency|latest
 user admin on >$REDIS_ADMIN_PASSWORD ~* &* +@all
-user replication on >$REDIS_REPLICATION_PASSWORD resetchannels -@all +psync +replconf +ping
-user sentinel on >$REDIS_SENTINEL_USER_PASSWORD allchannels -@all +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill
+$replication
+$sentinel
 CONF
