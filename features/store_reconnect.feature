@@ -48,3 +48,17 @@ Feature: Carrying on after the page-view store restarts
     And a visitor opens the page
     Then the visitor is told "This page has been seen 10 times."
     And the store has received no new connection
+
+  # A managed Redis moves its address to a new primary when it fails over; the
+  # old connection still reaches the old server, now a replica refusing writes.
+  @outage @connections
+  Scenario: A store that has become a replica is left for a fresh connection
+    Given a visitor has opened the page
+    And the store starts counting the connections it receives
+    And the page-view store has become a replica refusing writes
+    When a visitor opens the page
+    Then the visitor is given the apology "Sorry, something went wrong 😔"
+    When the page-view store is a primary again
+    And a visitor opens the page
+    Then the visitor is told "This page has been seen 2 times."
+    And the store has received 1 new connection

@@ -110,10 +110,15 @@ impl Application {
     /// Builds the production service from its configuration: a Redis store and a
     /// listener, and the metrics listener when one is configured.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let redis = RedisStore::new(
-            config.redis.connection_info().clone(),
-            config.redis_timeouts,
-        )
+        let redis = match config.redis.sentinels() {
+            None => RedisStore::new(
+                config.redis.connection_info().clone(),
+                config.redis_timeouts,
+            ),
+            Some(sentinels) => config.redis.sentinel_client(sentinels).map(|client| {
+                RedisStore::with_sentinels(client, sentinels.service(), config.redis_timeouts)
+            }),
+        }
         .map_err(StartError::Store)?;
         let metrics = config.metrics_bind.map(|_| Arc::new(Metrics::new()));
         // Timed under the batched counter, so that each command Redis runs is one sample.

@@ -1,9 +1,16 @@
 //! Configuration: read once from the command line and the environment, then validated.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{
+    fmt,
+    net::{Ipv6Addr, SocketAddr},
+    time::Duration,
+};
 
 use clap::{Parser, ValueEnum};
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use redis::{
+    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisResult, TlsMode,
+    sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
+};
 
 use crate::{server::Limits, store::RedisTimeouts};
 
@@ -32,6 +39,29 @@ pub struct Args {
         hide_env_values = true
     )]
     redis_url: String,
+
+    /// Sentinels to ask which server is the Redis primary, as HOST:PORT[,HOST:PORT...].
+    /// Set: REDIS_URL gives only the user, password, database and TLS for the data nodes.
+    #[arg(long, env = "REDIS_SENTINELS", value_name = "HOST:PORT,...")]
+    redis_sentinels: Option<String>,
+
+    /// The primary's name as the sentinels monitor it (`sentinel monitor NAME ...`).
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_SERVICE",
+        value_name = "NAME",
+        default_value = "page-tracker"
+    )]
+    redis_sentinel_service: String,
+
+    /// The sentinels' password (their `requirepass`), when they have one.
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    redis_sentinel_password: Option<String>,
 
     /// Longest wait for a connection to Redis, handshake included (e.g. 500ms, 1s).
     #[arg(
@@ -171,9 +201,22 @@ pub struct Config {
     pub healthcheck_path: HealthcheckPath,
 }
 
-/// Connection details of the Redis server. `Display` names the server without credentials.
+/// Where the count is kept: one Redis server, or the primary that sentinels name.
+/// `Display` names it without credentials.
 #[derive(Clone)]
-pub struct RedisTarget(ConnectionInfo);
+pub struct RedisTarget {
+    /// The server, or in Sentinel mode the credentials, database and TLS for every data node.
+    node: ConnectionInfo,
+    sentinels: Option<Sentinels>,
+}
+
+/// Sentinels that name the primary, validated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sentinels {
+    addresses: Vec<(String, u16)>,
+    service: String,
+    password: Option<String>,
+}
 
 /// A setting that cannot be used, named as the operator wrote it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -189,6 +232,13 @@ pub enum ConfigError {
     /// The Redis URL cannot be used; the value is not echoed as it may hold a password.
     #[error("invalid --redis-url / REDIS_URL: {reason}")]
     RedisUrl { reason: String },
+    /// The sentinels' addresses or the primary's name cannot be used.
+    #[error("invalid {setting} {value:?}: {reason}")]
+    Sentinels {
+        setting: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     /// A timeout is not a positive duration within bounds.
     #[error("invalid {setting} {value:?}: {reason}")]
     Timeout {
@@ -214,7 +264,11 @@ impl TryFrom<Args> for Config {
         Ok(Self {
             bind,
             metrics_bind: parse_metrics_bind(args.metrics_bind.as_deref(), bind)?,
-            redis: RedisTarget::parse(&args.redis_url)?,
+            redis: RedisTarget::parse(&args.redis_url)?.with_sentinels(
+                args.redis_sentinels.as_deref(),
+                &args.redis_sentinel_service,
+                args.redis_sentinel_password,
+            )?,
             redis_timeouts: RedisTimeouts {
                 connect: parse_timeout(
                     "--redis-connect-timeout / REDIS_CONNECT_TIMEOUT",
@@ -314,23 +368,148 @@ impl RedisTarget {
             });
         }
         url.into_connection_info()
-            .map(Self)
+            .map(|node| Self {
+                node,
+                sentinels: None,
+            })
             .map_err(|err| ConfigError::RedisUrl {
                 // redis-rs' parse errors describe the problem without quoting the URL.
                 reason: err.to_string(),
             })
     }
 
-    /// The connection details, credentials included.
-    pub fn connection_info(&self) -> &ConnectionInfo {
-        &self.0
+    /// Sentinel mode when `addresses` is set and not blank: the sentinels at
+    /// `addresses` name the primary of `service`.
+    pub fn with_sentinels(
+        self,
+        addresses: Option<&str>,
+        service: &str,
+        password: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let Some(list) = addresses.map(str::trim).filter(|list| !list.is_empty()) else {
+            return Ok(self);
+        };
+        let invalid = |setting, value: &str, reason| ConfigError::Sentinels {
+            setting,
+            value: value.to_owned(),
+            reason,
+        };
+        const ADDRESSES: &str = "--redis-sentinels / REDIS_SENTINELS";
+        let addresses = list
+            .split(',')
+            .map(|address| {
+                parse_host_port(address.trim())
+                    .ok_or_else(|| invalid(ADDRESSES, list, "expected HOST:PORT[,HOST:PORT...]"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let service = service.trim();
+        if service.is_empty() || service.contains(char::is_whitespace) {
+            return Err(invalid(
+                "--redis-sentinel-service / REDIS_SENTINEL_SERVICE",
+                service,
+                "expected the name the sentinels monitor, without spaces",
+            ));
+        }
+        if matches!(self.node.addr(), ConnectionAddr::Unix(_)) {
+            return Err(ConfigError::RedisUrl {
+                reason: "with sentinels it must be redis:// or rediss://".to_owned(),
+            });
+        }
+        Ok(Self {
+            sentinels: Some(Sentinels {
+                addresses,
+                service: service.to_owned(),
+                password: password.filter(|password| !password.is_empty()),
+            }),
+            ..self
+        })
     }
+
+    /// The server's connection details, credentials included; in Sentinel mode
+    /// those of every data node, whose address the sentinels give.
+    pub fn connection_info(&self) -> &ConnectionInfo {
+        &self.node
+    }
+
+    /// The sentinels, in Sentinel mode.
+    pub fn sentinels(&self) -> Option<&Sentinels> {
+        self.sentinels.as_ref()
+    }
+
+    /// A client that asks the sentinels for the primary and connects to it with
+    /// the data nodes' credentials, database, TLS and RESP3.
+    pub fn sentinel_client(&self, sentinels: &Sentinels) -> RedisResult<SentinelClient> {
+        let settings = self.node.redis_settings();
+        let addresses = sentinels
+            .addresses
+            .iter()
+            .map(|(host, port)| ConnectionAddr::Tcp(host.clone(), *port));
+        let mut builder =
+            SentinelClientBuilder::new(addresses, &sentinels.service, SentinelServerType::Master)?
+                .set_client_to_redis_protocol(ProtocolVersion::RESP3)
+                .set_client_to_redis_db(settings.db());
+        if let Some(username) = settings.username() {
+            builder = builder.set_client_to_redis_username(username);
+        }
+        if let Some(password) = settings.password() {
+            builder = builder.set_client_to_redis_password(password);
+        }
+        if let ConnectionAddr::TcpTls { insecure, .. } = self.node.addr() {
+            builder = builder.set_client_to_redis_tls_mode(if *insecure {
+                TlsMode::Insecure
+            } else {
+                TlsMode::Secure
+            });
+        }
+        if let Some(password) = &sentinels.password {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+        builder.build()
+    }
+}
+
+impl Sentinels {
+    /// The primary's name as the sentinels monitor it.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+}
+
+/// `host:port` or `[v6]:port`, with a port above zero.
+fn parse_host_port(value: &str) -> Option<(String, u16)> {
+    let (host, port) = value.rsplit_once(':')?;
+    let port = port.parse().ok().filter(|port| *port > 0)?;
+    let host = match host
+        .strip_prefix('[')
+        .and_then(|host| host.strip_suffix(']'))
+    {
+        Some(v6) => v6.parse::<Ipv6Addr>().ok()?.to_string(),
+        None if !host.is_empty() && !host.contains([':', '/', '@', ' ']) => host.to_owned(),
+        None => return None,
+    };
+    Some((host, port))
 }
 
 impl fmt::Display for RedisTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let db = self.0.redis_settings().db();
-        match self.0.addr() {
+        let db = self.node.redis_settings().db();
+        if let Some(sentinels) = &self.sentinels {
+            let scheme = match self.node.addr() {
+                ConnectionAddr::TcpTls { .. } => "rediss",
+                _ => "redis",
+            };
+            write!(
+                f,
+                "{scheme} primary {:?} named by sentinels ",
+                sentinels.service
+            )?;
+            for (index, (host, port)) in sentinels.addresses.iter().enumerate() {
+                let separator = if index == 0 { "" } else { "," };
+                write!(f, "{separator}{host}:{port}")?;
+            }
+            return write!(f, " (db {db})");
+        }
+        match self.node.addr() {
             ConnectionAddr::Tcp(host, port) => write!(f, "redis://{host}:{port}/{db}"),
             ConnectionAddr::TcpTls { host, port, .. } => write!(f, "rediss://{host}:{port}/{db}"),
             ConnectionAddr::Unix(path) => write!(f, "unix://{}?db={db}", path.display()),
@@ -601,5 +780,81 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn sentinels_are_read_as_a_list_and_blank_means_one_server() {
+        let parsed = config(&[
+            "--redis-url=rediss://page-tracker:s3cret@ignored/3",
+            "--redis-sentinels= s1:26379, 10.0.0.2:26380,[::1]:26381 ",
+            "--redis-sentinel-service=counts",
+            "--redis-sentinel-password=hush",
+        ])
+        .unwrap();
+        let sentinels = parsed.redis.sentinels().unwrap();
+        assert_eq!(
+            sentinels.addresses,
+            [
+                ("s1".to_owned(), 26379),
+                ("10.0.0.2".to_owned(), 26380),
+                ("::1".to_owned(), 26381)
+            ]
+        );
+        assert_eq!(sentinels.service(), "counts");
+        assert_eq!(sentinels.password.as_deref(), Some("hush"));
+        let shown = format!("{:?}", parsed.redis);
+        assert_eq!(
+            shown,
+            r#"rediss primary "counts" named by sentinels s1:26379,10.0.0.2:26380,::1:26381 (db 3)"#
+        );
+        assert!(parsed.redis.sentinel_client(sentinels).is_ok());
+
+        for blank in ["", "  "] {
+            let parsed = config(&[&format!("--redis-sentinels={blank}")]).unwrap();
+            assert!(parsed.redis.sentinels().is_none(), "{blank:?}");
+        }
+        let parsed = config(&["--redis-sentinels=s1:26379"]).unwrap();
+        let sentinels = parsed.redis.sentinels().unwrap();
+        assert_eq!(sentinels.service(), "page-tracker");
+        assert_eq!(sentinels.password, None);
+    }
+
+    #[test]
+    fn unusable_sentinel_settings_are_named() {
+        for bad in [
+            "s1",
+            "s1:0",
+            "s1:99999",
+            ":26379",
+            "s1:26379,,s2:26379",
+            "redis://s1:26379",
+            "user@s1:26379",
+            "[not-v6]:26379",
+            "a b:26379",
+        ] {
+            let err = config(&[&format!("--redis-sentinels={bad}")]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Sentinels { setting, value, .. }
+                    if setting.contains("REDIS_SENTINELS") && value == bad.trim()),
+                "{bad}: {err}"
+            );
+        }
+        for bad in ["", "two words"] {
+            let err = config(&[
+                "--redis-sentinels=s1:26379",
+                &format!("--redis-sentinel-service={bad}"),
+            ])
+            .unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Sentinels { setting, .. } if setting.contains("REDIS_SENTINEL_SERVICE")),
+                "{bad:?}: {err}"
+            );
+        }
+        let err = config(&[
+            "--redis-url=unix:///run/redis.sock",
+            "--redis-sentinels=s1:26379",
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::RedisUrl { .. }), "{err}");
     }
 }

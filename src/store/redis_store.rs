@@ -1,19 +1,27 @@
-//! The production store: one multiplexed Redis connection, re-established on demand.
+//! The production store: one multiplexed Redis connection, re-established on demand,
+//! to one server or to the primary that Redis Sentinel names.
 
 use std::{
     convert::Infallible,
+    future::Future,
+    io,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
-use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::{
+    StreamExt,
+    future::{BoxFuture, FutureExt, Shared},
+};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionInfo, ErrorKind, FromRedisValue, ProtocolVersion,
-    PushInfo, PushKind, RedisError, aio::MultiplexedConnection,
+    PushInfo, PushKind, RedisError, RedisResult, ServerErrorKind, aio::MultiplexedConnection,
+    sentinel::SentinelClient,
 };
+use tokio::task::AbortHandle;
 
 use super::{PAGE_VIEWS_KEY, Store, StoreError, StoreObserver};
 
@@ -34,11 +42,27 @@ pub struct RedisTimeouts {
 /// Redis is back. Here a failed attempt is forgotten at once, so every request
 /// sees Redis as it is now, and concurrent requests share one attempt.
 pub struct RedisStore {
-    client: Client,
+    source: Source,
     timeouts: RedisTimeouts,
     link: Arc<Mutex<Link>>,
     observer: Option<Arc<dyn StoreObserver>>,
+    /// In Sentinel mode, the task that listens for a new primary.
+    watcher: Option<AbortHandle>,
 }
+
+/// Where each connection attempt goes.
+#[derive(Clone)]
+enum Source {
+    /// Always the same server.
+    Server(Box<Client>),
+    /// Whichever server the sentinels name as primary at the time of the attempt.
+    Sentinels(Arc<tokio::sync::Mutex<SentinelClient>>),
+}
+
+/// How long the store waits before listening to the sentinels again after losing them.
+const RELISTEN_DELAY: Duration = Duration::from_secs(1);
+/// The channel on which sentinels announce a new primary: `NAME OLD-IP OLD-PORT NEW-IP NEW-PORT`.
+const SWITCH_CHANNEL: &str = "+switch-master";
 
 /// A connection and whether the server has closed it.
 #[derive(Clone)]
@@ -74,15 +98,40 @@ impl RedisStore {
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let client = Client::open(info.set_redis_settings(settings))?;
-        Ok(Self {
-            client,
+        Ok(Self::from_source(Source::Server(Box::new(client)), timeouts))
+    }
+
+    /// Prepares a store that asks `sentinels` for the primary of `service` before
+    /// every connection, and drops its connection as soon as a sentinel announces
+    /// a new primary. Must be called within a Tokio runtime.
+    pub fn with_sentinels(
+        sentinels: SentinelClient,
+        service: &str,
+        timeouts: RedisTimeouts,
+    ) -> Self {
+        let sentinels = Arc::new(tokio::sync::Mutex::new(sentinels));
+        let mut store = Self::from_source(Source::Sentinels(Arc::clone(&sentinels)), timeouts);
+        let watcher = tokio::spawn(watch_switches(
+            sentinels,
+            service.to_owned(),
+            timeouts.connect,
+            Arc::downgrade(&store.link),
+        ));
+        store.watcher = Some(watcher.abort_handle());
+        store
+    }
+
+    fn from_source(source: Source, timeouts: RedisTimeouts) -> Self {
+        Self {
+            source,
             timeouts,
             link: Arc::new(Mutex::new(Link {
                 generation: 0,
                 state: LinkState::Idle,
             })),
             observer: None,
-        })
+            watcher: None,
+        }
     }
 
     /// Tells `observer` about every reconnection.
@@ -100,9 +149,12 @@ impl RedisStore {
             .query_async(&mut connection.inner)
             .await
             .map_err(|err| {
-                // An error reply leaves the connection usable; anything else
-                // (timeout, reset) means its state is unknown, so start afresh.
-                if !is_error_reply(&err) {
+                // An error reply leaves the connection usable, except READONLY: the
+                // server is no longer the primary. Anything else (timeout, reset)
+                // means its state is unknown. Either way start afresh.
+                if !is_error_reply(&err)
+                    || err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+                {
                     self.forget(connection.generation);
                 }
                 to_store_error(err, self.timeouts.response)
@@ -147,19 +199,25 @@ impl RedisStore {
             .set_connection_timeout(Some(self.timeouts.connect))
             .set_response_timeout(Some(self.timeouts.response))
             .set_push_sender(on_push);
-        let client = self.client.clone();
+        let source = self.source.clone();
+        let connect_timeout = self.timeouts.connect;
         let link = Arc::clone(&self.link);
         let observer = self.observer.clone().filter(|_| generation > 1);
 
         let attempt = async move {
-            let outcome = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map(|inner| Connection {
-                    generation,
-                    inner,
-                    closed,
-                });
+            let outcome = async {
+                source
+                    .client(connect_timeout)
+                    .await?
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+            }
+            .await
+            .map(|inner| Connection {
+                generation,
+                inner,
+                closed,
+            });
             if let (Ok(_), Some(observer)) = (&outcome, &observer) {
                 observer.reconnected();
             }
@@ -185,6 +243,86 @@ impl RedisStore {
             link.state = LinkState::Idle;
         }
     }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        if let Some(watcher) = &self.watcher {
+            watcher.abort();
+        }
+    }
+}
+
+impl Source {
+    /// A client for the server to connect to now.
+    async fn client(&self, wait: Duration) -> RedisResult<Client> {
+        match self {
+            Self::Server(client) => Ok(Client::clone(client)),
+            Self::Sentinels(sentinels) => {
+                let client = bounded(wait, async {
+                    sentinels.lock().await.async_get_client().await
+                })
+                .await?;
+                tracing::debug!(primary = %client.get_connection_info().addr(), "the sentinels named the primary");
+                Ok(client)
+            }
+        }
+    }
+}
+
+/// redis-rs bounds no wait on the sentinels: a silent one would hold every visitor.
+async fn bounded<T>(wait: Duration, work: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+    tokio::time::timeout(wait, work)
+        .await
+        .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut).into()))
+}
+
+/// Listens to the sentinels until the store is dropped; whenever one announces a new
+/// primary of `service`, the current connection is dropped, so the next visitor is
+/// counted by the new primary rather than told of an error by the old one.
+async fn watch_switches(
+    sentinels: Arc<tokio::sync::Mutex<SentinelClient>>,
+    service: String,
+    wait: Duration,
+    link: Weak<Mutex<Link>>,
+) {
+    while link.strong_count() > 0 {
+        if let Err(err) = listen_for_switches(&sentinels, &service, wait, &link).await {
+            tracing::warn!(error = %err, "cannot hear the sentinels; trying again");
+        }
+        tokio::time::sleep(RELISTEN_DELAY).await;
+    }
+}
+
+async fn listen_for_switches(
+    sentinels: &tokio::sync::Mutex<SentinelClient>,
+    service: &str,
+    wait: Duration,
+    link: &Weak<Mutex<Link>>,
+) -> RedisResult<()> {
+    let mut pubsub = bounded(wait, async {
+        let sentinel = sentinels.lock().await.async_get_sentinel_client().await?;
+        let mut pubsub = sentinel.get_async_pubsub().await?;
+        pubsub.subscribe(SWITCH_CHANNEL).await?;
+        Ok(pubsub)
+    })
+    .await?;
+    let mut messages = pubsub.on_message();
+    while let Some(message) = messages.next().await {
+        let switch: String = message.get_payload()?;
+        if switch.split(' ').next() != Some(service) {
+            continue;
+        }
+        let Some(link) = link.upgrade() else {
+            return Ok(());
+        };
+        tracing::info!(%switch, "the sentinels named a new primary");
+        let mut link = lock(&link);
+        // A newer generation also discards an attempt that may reach the old primary.
+        link.generation += 1;
+        link.state = LinkState::Idle;
+    }
+    Err(io::Error::from(io::ErrorKind::ConnectionReset).into())
 }
 
 impl Store for RedisStore {

@@ -94,10 +94,39 @@ pub trait Outages: Send + Sync {
     fn restore(&self) -> BoxFuture<'_, Result<()>>;
     /// The store stops answering for `pause`, then carries on by itself; returns at once.
     fn stall(&self, pause: Duration) -> BoxFuture<'_, Result<()>>;
+    /// The store becomes a replica, refusing writes with READONLY, as a primary
+    /// does after a failover; `promote` makes it a primary again.
+    fn demote(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { bail!("this level cannot make the store a replica") })
+    }
+    /// The store is a primary again, with the data it had.
+    fn promote(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { bail!("this level cannot make the store a replica") })
+    }
     /// How many connections from the service the store has received so far.
     fn connections_received(&self) -> BoxFuture<'_, Result<u64>> {
         Box::pin(async { bail!("this level cannot count the store's connections") })
     }
+}
+
+/// A store kept by a primary with a replica, watched by sentinels that promote the
+/// replica when the primary is lost.
+pub trait Failover: Send + Sync {
+    /// Waits until the replicas have every write the primary has acknowledged.
+    fn sync_replicas(&self) -> BoxFuture<'_, Result<()>>;
+    /// Kills the primary, as a crash of its machine would; it does not come back.
+    fn kill_primary(&self) -> BoxFuture<'_, Result<()>>;
+    /// Freezes the primary: connections to it stay open but nothing answers.
+    fn freeze_primary(&self) -> BoxFuture<'_, Result<()>>;
+    /// Waits until the sentinels name a primary other than the first one.
+    fn await_new_primary(&self) -> BoxFuture<'_, Result<()>>;
+    /// Thaws the frozen primary.
+    fn thaw_old_primary(&self) -> BoxFuture<'_, Result<()>>;
+    /// Waits until the old primary replicates the new one and holds `views`.
+    fn old_primary_follows(&self, views: i64) -> BoxFuture<'_, Result<()>>;
+    /// Sends `command` to the primary as the service's own Redis user, and returns
+    /// Redis' error, or `None` when Redis ran it.
+    fn as_service_user(&self, command: &str) -> BoxFuture<'_, Result<Option<String>>>;
 }
 
 /// A server the scenario may stop, as an orchestrator would.
@@ -123,6 +152,8 @@ pub struct Driver {
     pub counter: Box<dyn Counter>,
     /// `None` where the level cannot change the store's availability.
     pub outages: Option<Box<dyn Outages>>,
+    /// `Some` where the store is a primary with replicas behind sentinels.
+    pub failover: Option<Box<dyn Failover>>,
     /// `Some` where the scenario runs a server of its own that it may stop.
     pub server: Option<Stoppable>,
     /// The longest the application should make a visitor wait for the store.
@@ -140,6 +171,7 @@ impl fmt::Debug for Driver {
         f.debug_struct("Driver")
             .field("app", &app)
             .field("outages", &self.outages.is_some())
+            .field("failover", &self.failover.is_some())
             .field("server", &self.server.is_some())
             .field("store_wait", &self.store_wait)
             .field("metrics", &self.metrics.is_some())
@@ -223,6 +255,14 @@ impl Driver {
         match &self.metrics {
             Some(metrics) => Ok(metrics.as_ref()),
             None => bail!("this level cannot read the service's metrics"),
+        }
+    }
+
+    /// The level's primary and sentinels, or a clear failure where it has none.
+    pub fn failover(&self) -> Result<&dyn Failover> {
+        match &self.failover {
+            Some(failover) => Ok(failover.as_ref()),
+            None => bail!("this level's store has no sentinels"),
         }
     }
 

@@ -5,6 +5,7 @@
 //! Docker is reachable. Every run ends with the line `N passed, M failed`.
 
 mod driver;
+mod failover_steps;
 mod levels;
 mod living_doc;
 mod metrics;

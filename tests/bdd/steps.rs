@@ -724,6 +724,16 @@ async fn store_has_come_back(world: &mut PageTrackerWorld) -> Result<()> {
     store_is_back(world).await
 }
 
+#[given("the page-view store has become a replica refusing writes")]
+async fn store_becomes_replica(world: &mut PageTrackerWorld) -> Result<()> {
+    world.driver()?.outages()?.demote().await
+}
+
+#[when("the page-view store is a primary again")]
+async fn store_is_primary_again(world: &mut PageTrackerWorld) -> Result<()> {
+    world.driver()?.outages()?.promote().await
+}
+
 #[given("the store starts counting the connections it receives")]
 async fn store_starts_counting_connections(world: &mut PageTrackerWorld) -> Result<()> {
     world.connections_before = Some(world.driver()?.outages()?.connections_received().await?);

@@ -26,6 +26,8 @@ pub struct PageTrackerWorld {
     pub connections_before: Option<u64>,
     /// The metrics as the operator noted them, to compare later figures with.
     pub noted: Option<Vec<Sample>>,
+    /// Redis' refusal of the latest command sent as the service's user (`None`: it ran).
+    pub refusal: Option<Option<String>>,
     /// Every address a visitor asked for other than the page.
     pub asked_for: Vec<String>,
 }

@@ -89,6 +89,7 @@ impl Stack {
             },
             counter: Box::new(RedisCounter::connect(&self.redis_url, None).await?),
             outages: Some(Box::new(outages)),
+            failover: None,
             server: None,
             // The compose file leaves the service's Redis timeouts at their defaults.
             store_wait: Duration::from_secs(1),
@@ -108,6 +109,10 @@ impl Stack {
         let has = |tag: &str| tags.iter().any(|t| t == tag);
         if has("shutdown") {
             Some("the test-service cannot stop the deployed service")
+        } else if has("sentinel") {
+            Some("the stack under test runs one Redis, without replicas or sentinels")
+        } else if has("acl") {
+            Some("the test-service does not hold the service's Redis password")
         } else if has("own-store") {
             Some(
                 "the deployed Redis is shared: it cannot be slowed down, and its command statistics cover its whole life",

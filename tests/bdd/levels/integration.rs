@@ -33,7 +33,7 @@ use testcontainers_modules::{
 use tokio::sync::oneshot;
 
 use crate::{
-    driver::{App, BaseUrl, Counter, Driver, Outages, Stoppable},
+    driver::{App, BaseUrl, Counter, Driver, Failover, Outages, Stoppable},
     metrics::Listener,
     service_process::ServiceProcess,
 };
@@ -91,7 +91,7 @@ impl SharedRedis {
             .exec_async(&mut counter.connection.clone())
             .await
             .context("emptying the scenario's database")?;
-        driver(&url, Box::new(counter), None).await
+        driver(RedisTarget::parse(&url)?, Box::new(counter), None, None).await
     }
 
     /// Removes the container; later calls do nothing.
@@ -112,7 +112,7 @@ impl SharedRedis {
 /// A driver with a Redis of its own that the scenario may stop, kill or pause.
 pub async fn driver_with_own_redis() -> Result<Driver> {
     let (url, counter, outages) = own_redis().await?;
-    driver(&url, counter, Some(outages)).await
+    driver(RedisTarget::parse(&url)?, counter, Some(outages), None).await
 }
 
 /// A driver with a Redis of its own and the service's real binary, started as a
@@ -128,6 +128,7 @@ pub async fn driver_with_own_redis_and_process() -> Result<Driver> {
         },
         counter,
         outages: Some(outages),
+        failover: None,
         server: Some(stoppable(service)),
         store_wait: TIMEOUTS.connect + TIMEOUTS.response,
         // Stopping scenarios read no figures; the in-process driver serves those that do.
@@ -197,14 +198,15 @@ fn redis_image() -> ContainerRequest<Redis> {
 }
 
 /// The application as `main` builds it, served on a free loopback port until the driver is dropped.
-async fn driver(
-    redis_url: &str,
+pub(super) async fn driver(
+    redis: RedisTarget,
     counter: Box<dyn Counter>,
     outages: Option<Box<dyn Outages>>,
+    failover: Option<Box<dyn Failover>>,
 ) -> Result<Driver> {
     let config = Config {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        redis: RedisTarget::parse(redis_url)?,
+        redis,
         redis_timeouts: TIMEOUTS,
         request_timeout: Duration::from_secs(10),
         limits: Limits {
@@ -235,6 +237,7 @@ async fn driver(
         },
         counter,
         outages,
+        failover,
         server: Some(Stoppable { stop, stopped }),
         store_wait: TIMEOUTS.connect + TIMEOUTS.response,
         metrics: Some(Box::new(Listener {
@@ -343,7 +346,7 @@ impl Counter for RedisCounter {
 }
 
 /// Calls of INCR and INCRBY in the text of `INFO commandstats`.
-fn counting_calls(stats: &str) -> u64 {
+pub(super) fn counting_calls(stats: &str) -> u64 {
     stats
         .lines()
         .filter_map(|line| {
@@ -377,6 +380,20 @@ impl ContainerOutages {
             &mut self.state.lock().unwrap_or_else(PoisonError::into_inner),
             state,
         )
+    }
+
+    /// Sends `REPLICAOF host port` on a connection of its own (counted as such).
+    async fn replicate(&self, host: &str, port: &str) -> Result<()> {
+        let mut connection = redis::Client::open(self.url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        self.own_connections.fetch_add(1, Ordering::SeqCst);
+        redis::cmd("REPLICAOF")
+            .arg(host)
+            .arg(port)
+            .exec_async(&mut connection)
+            .await?;
+        Ok(())
     }
 
     /// Waits until Redis answers PING again.
@@ -430,6 +447,15 @@ impl Outages for ContainerOutages {
             Ok(())
         }
         .boxed()
+    }
+
+    fn demote(&self) -> BoxFuture<'_, Result<()>> {
+        // Nothing listens there: the replica keeps its data and refuses writes.
+        self.replicate("127.0.0.1", "1").boxed()
+    }
+
+    fn promote(&self) -> BoxFuture<'_, Result<()>> {
+        self.replicate("NO", "ONE").boxed()
     }
 
     fn connections_received(&self) -> BoxFuture<'_, Result<u64>> {

@@ -2,6 +2,7 @@
 
 pub mod e2e;
 pub mod integration;
+pub mod sentinel;
 pub mod unit;
 
 use std::{fmt, path::Path, sync::Arc};
@@ -71,6 +72,14 @@ impl Environment {
             Self::Integration(_) if scenario.tags.iter().any(|tag| tag == "shutdown") => {
                 integration::driver_with_own_redis_and_process().await
             }
+            // A primary, a replica and sentinels of its own, to lose and bring back.
+            Self::Integration(_) if scenario.tags.iter().any(|tag| tag == "sentinel") => {
+                sentinel::driver_with_sentinels().await
+            }
+            // The deployment's Redis users, the service signing in as its own.
+            Self::Integration(_) if scenario.tags.iter().any(|tag| tag == "acl") => {
+                sentinel::driver_with_users().await
+            }
             Self::Integration(_) if takes_the_store_away(scenario) => {
                 integration::driver_with_own_redis().await
             }
@@ -95,6 +104,10 @@ impl Environment {
             Self::Integration(_) if has("replicas") => {
                 Some("one copy of the service on a loopback port, no load balancer")
             }
+            Self::Unit if has("sentinel") => {
+                Some("the store double has no primary, replicas or sentinels")
+            }
+            Self::Unit if has("acl") => Some("the store double has no users"),
             Self::Unit if has("connections") => {
                 Some("the store double has no connections to count")
             }

@@ -39,6 +39,7 @@ pub fn driver() -> Driver {
         app: App::InProcess(router(state, Some(&metrics))),
         counter: Box::new(store.clone()),
         outages: Some(Box::new(store)),
+        failover: None,
         server: None,
         store_wait: STORE_WAIT,
         metrics: Some(Box::new(Registry(metrics))),

@@ -1,0 +1,535 @@
+//! Integration level in Sentinel mode: a primary and a replica watched by three
+//! sentinels, on a Docker network of the scenario's own. The service asks the
+//! sentinels for the primary, and every data node has the deployment's Redis users
+//! (deploy/redis/users.acl), so the service counts as its own least-privileged user.
+//!
+//! The test process reaches the containers at their addresses on that network, as
+//! the sentinels announce them (Docker on Linux routes the host to its networks).
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use futures::future::{BoxFuture, FutureExt};
+use page_tracker::{config::RedisTarget, store::PAGE_VIEWS_KEY};
+use redis::aio::MultiplexedConnection;
+use testcontainers_modules::testcontainers::{
+    ContainerAsync, GenericImage, ImageExt, core::WaitFor, runners::AsyncRunner,
+};
+
+use super::integration::{CONTAINER_LABEL, REDIS_TAG, counting_calls, driver};
+use crate::driver::{Counter, Driver, Failover};
+
+/// The primary's name, as the sentinels monitor it and the service asks for it.
+const SERVICE: &str = "page-tracker";
+const REDIS_PORT: u16 = 6379;
+const SENTINEL_PORT: u16 = 26379;
+/// Three sentinels, two of which must agree that the primary is down.
+const SENTINELS: usize = 3;
+const QUORUM: usize = 2;
+/// How long the primary may be silent before the sentinels call it down: short, so
+/// that scenarios run quickly; deployments choose their own (README).
+const DOWN_AFTER_MS: u64 = 1000;
+const FAILOVER_TIMEOUT_MS: u64 = 10_000;
+/// Bound on every wait for the sentinels or the replicas.
+const TOPOLOGY_WAIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(100);
+
+/// The Redis users of every data node, without their passwords: the same file the
+/// deployments use.
+const USERS: &str = include_str!("../../../deploy/redis/users.acl");
+
+/// One password per user, made up for this scenario.
+struct Passwords {
+    service: String,
+    replication: String,
+    sentinel: String,
+    operator: String,
+    /// The sentinels' own.
+    sentinels: String,
+}
+
+impl Passwords {
+    fn new() -> Self {
+        let password = || uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            service: password(),
+            replication: password(),
+            sentinel: password(),
+            operator: password(),
+            sentinels: password(),
+        }
+    }
+
+    /// `users.acl` with each user's password added.
+    fn users(&self) -> Result<String> {
+        USERS
+            .lines()
+            .filter(|line| line.starts_with("user "))
+            .map(|line| {
+                let name = line.split(' ').nth(1).unwrap_or_default();
+                let password = match name {
+                    "page-tracker" => &self.service,
+                    "replication" => &self.replication,
+                    "sentinel" => &self.sentinel,
+                    "operator" => &self.operator,
+                    "default" => return Ok(format!("{line}\n")),
+                    other => bail!("deploy/redis/users.acl names an unknown user {other:?}"),
+                };
+                Ok(format!("{line} >{password}\n"))
+            })
+            .collect()
+    }
+}
+
+/// The containers of one scenario and their network; removed with it.
+struct Topology {
+    /// The first primary, then its replicas.
+    nodes: Vec<Node>,
+    _sentinels: Vec<ContainerAsync<GenericImage>>,
+    sentinel_addresses: Vec<String>,
+    passwords: Passwords,
+    /// The node a step has killed or frozen.
+    lost: Mutex<Option<IpAddr>>,
+    /// Last, so that it is removed after the containers on it.
+    _network: Network,
+}
+
+/// A Docker network made for one scenario. Made here rather than by testcontainers,
+/// whose shared bookkeeping of networks deadlocks when scenarios run side by side.
+struct Network(String);
+
+impl Network {
+    async fn create() -> Result<Self> {
+        let name = format!("page-tracker-bdd-{}", uuid::Uuid::new_v4().simple());
+        let label = format!("{CONTAINER_LABEL}=integration-sentinel");
+        let output = tokio::process::Command::new("docker")
+            .args(["network", "create", "--label", &label, &name])
+            .output()
+            .await
+            .context("running docker network create")?;
+        if !output.status.success() {
+            bail!(
+                "docker network create failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(Self(name))
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        // The containers are gone by now (fields drop in order); a failure is only reported.
+        let removed = std::process::Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .output();
+        if !removed.is_ok_and(|output| output.status.success()) {
+            eprintln!("bdd: could not remove the Docker network {}", self.0);
+        }
+    }
+}
+
+struct Node {
+    container: ContainerAsync<GenericImage>,
+    ip: IpAddr,
+}
+
+/// A driver whose store is one Redis with the deployment's users, the service
+/// signing in as its own.
+pub async fn driver_with_users() -> Result<Driver> {
+    let topology = Arc::new(Topology::start(0).await?);
+    let url = format!(
+        "redis://page-tracker:{}@{}:{REDIS_PORT}",
+        topology.passwords.service, topology.nodes[0].ip
+    );
+    driver(
+        RedisTarget::parse(&url)?,
+        Box::new(Arc::clone(&topology)),
+        None,
+        Some(Box::new(topology)),
+    )
+    .await
+}
+
+/// A driver whose store is a primary with a replica behind three sentinels.
+pub async fn driver_with_sentinels() -> Result<Driver> {
+    let topology = Arc::new(Topology::start(1).await?);
+    // In Sentinel mode the URL gives the user and password; the sentinels give the host.
+    let url = format!(
+        "redis://page-tracker:{}@primary",
+        topology.passwords.service
+    );
+    let target = RedisTarget::parse(&url)?.with_sentinels(
+        Some(&topology.sentinel_addresses.join(",")),
+        SERVICE,
+        Some(topology.passwords.sentinels.clone()),
+    )?;
+    driver(
+        target,
+        Box::new(Arc::clone(&topology)),
+        None,
+        Some(Box::new(topology)),
+    )
+    .await
+}
+
+impl Topology {
+    /// A primary with `replicas` replicas, watched by sentinels if it has any.
+    async fn start(replicas: usize) -> Result<Self> {
+        let network = Network::create().await?;
+        let passwords = Passwords::new();
+        let users = passwords.users()?;
+        let primary = start_node(&network.0, &users, &passwords, None).await?;
+        let primary_ip = primary.ip;
+        let mut nodes = vec![primary];
+        for _ in 0..replicas {
+            nodes.push(start_node(&network.0, &users, &passwords, Some(primary_ip)).await?);
+        }
+        let watched = replicas > 0;
+        let mut sentinels = Vec::with_capacity(SENTINELS);
+        let mut sentinel_addresses = Vec::with_capacity(SENTINELS);
+        for _ in 0..if watched { SENTINELS } else { 0 } {
+            let sentinel = start_sentinel(&network.0, &passwords, primary_ip).await?;
+            sentinel_addresses.push(format!(
+                "{}:{SENTINEL_PORT}",
+                sentinel.get_bridge_ip_address().await?
+            ));
+            sentinels.push(sentinel);
+        }
+        let topology = Self {
+            nodes,
+            _sentinels: sentinels,
+            sentinel_addresses,
+            passwords,
+            lost: Mutex::new(None),
+            _network: network,
+        };
+        if watched {
+            topology.await_watching().await?;
+        }
+        Ok(topology)
+    }
+
+    /// Waits until a sentinel knows the replica and the other sentinels, so that a
+    /// failover can happen.
+    async fn await_watching(&self) -> Result<()> {
+        let others = (SENTINELS - 1).to_string();
+        self.poll(
+            "the sentinels to know each other and the replica",
+            async || {
+                let mut sentinel = self.sentinel().await?;
+                let fields: Vec<String> = redis::cmd("SENTINEL")
+                    .arg("MASTER")
+                    .arg(SERVICE)
+                    .query_async(&mut sentinel)
+                    .await?;
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .position(|field| field == name)
+                        .and_then(|at| fields.get(at + 1))
+                        .map(String::as_str)
+                };
+                Ok(field("num-slaves") == Some("1")
+                    && field("num-other-sentinels") == Some(&others))
+            },
+        )
+        .await
+    }
+
+    /// Calls `check` until it answers true, for at most `TOPOLOGY_WAIT`.
+    async fn poll<F: Future<Output = Result<bool>>>(
+        &self,
+        what: &str,
+        mut check: impl FnMut() -> F,
+    ) -> Result<()> {
+        let deadline = Instant::now() + TOPOLOGY_WAIT;
+        loop {
+            let outcome = check().await;
+            match outcome {
+                Ok(true) => return Ok(()),
+                _ if Instant::now() > deadline => {
+                    let last = outcome.map_or_else(|err| format!("{err:#}"), |_| "no".to_owned());
+                    bail!("waited {TOPOLOGY_WAIT:?} for {what}; last answer: {last}");
+                }
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    /// A connection to the first sentinel that answers.
+    async fn sentinel(&self) -> Result<MultiplexedConnection> {
+        let mut last = None;
+        for address in &self.sentinel_addresses {
+            let url = format!("redis://:{}@{address}", self.passwords.sentinels);
+            match connect(&url).await {
+                Ok(connection) => return Ok(connection),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.context("no sentinel configured")?)
+    }
+
+    /// The address the sentinels name as primary now; without sentinels, the one node.
+    async fn primary_ip(&self) -> Result<IpAddr> {
+        if self.sentinel_addresses.is_empty() {
+            return Ok(self.nodes[0].ip);
+        }
+        let (host, _port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(SERVICE)
+            .query_async(&mut self.sentinel().await?)
+            .await?;
+        host.parse().context("the sentinels named no IP address")
+    }
+
+    /// A connection to the node at `ip` as `user`.
+    async fn node(&self, ip: IpAddr, user: &str, password: &str) -> Result<MultiplexedConnection> {
+        connect(&format!("redis://{user}:{password}@{ip}:{REDIS_PORT}")).await
+    }
+
+    /// A connection to the current primary as the operator.
+    async fn primary(&self) -> Result<MultiplexedConnection> {
+        let ip = self.primary_ip().await?;
+        self.node(ip, "operator", &self.passwords.operator).await
+    }
+
+    /// The node at `ip`, which the sentinels named as primary at some point.
+    fn container_at(&self, ip: IpAddr) -> Result<&ContainerAsync<GenericImage>> {
+        self.nodes
+            .iter()
+            .find(|node| node.ip == ip)
+            .map(|node| &node.container)
+            .with_context(|| format!("no data node has the address {ip}"))
+    }
+
+    /// Marks the current primary as lost and returns its container.
+    async fn lose_primary(&self) -> Result<&ContainerAsync<GenericImage>> {
+        let ip = self.primary_ip().await?;
+        *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(ip);
+        self.container_at(ip)
+    }
+
+    fn lost(&self) -> Result<IpAddr> {
+        self.lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .context("no primary has been lost yet")
+    }
+}
+
+async fn connect(url: &str) -> Result<MultiplexedConnection> {
+    // Answers may take as long as the longest WAIT a step sends.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(TOPOLOGY_WAIT + Duration::from_secs(5)));
+    Ok(redis::Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?)
+}
+
+fn redis_image() -> GenericImage {
+    GenericImage::new("redis", REDIS_TAG)
+}
+
+/// A data node: the primary when `primary` is `None`, else its replica.
+async fn start_node(
+    network: &str,
+    users: &str,
+    passwords: &Passwords,
+    primary: Option<IpAddr>,
+) -> Result<Node> {
+    // Every node can become a replica after a failover: each knows how to sign in to a primary.
+    let mut config = format!(
+        "appendonly yes\nmasteruser replication\nmasterauth {}\n{users}",
+        passwords.replication
+    );
+    if let Some(primary) = primary {
+        config.push_str(&format!("replicaof {primary} {REDIS_PORT}\n"));
+    }
+    let container = redis_image()
+        .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+        .with_network(network)
+        .with_label(CONTAINER_LABEL, "integration-sentinel")
+        .with_copy_to("/data/redis.conf", config.into_bytes())
+        .with_cmd(["redis-server", "/data/redis.conf"])
+        .with_startup_timeout(Duration::from_secs(60))
+        .start()
+        .await
+        .context(START_HINT)?;
+    let ip = container.get_bridge_ip_address().await?;
+    Ok(Node { container, ip })
+}
+
+async fn start_sentinel(
+    network: &str,
+    passwords: &Passwords,
+    primary: IpAddr,
+) -> Result<ContainerAsync<GenericImage>> {
+    // Sentinels rewrite their configuration as they learn: it must be a writable file.
+    let config = format!(
+        "port {SENTINEL_PORT}\n\
+         requirepass {sentinels}\n\
+         sentinel sentinel-pass {sentinels}\n\
+         sentinel monitor {SERVICE} {primary} {REDIS_PORT} {QUORUM}\n\
+         sentinel auth-user {SERVICE} sentinel\n\
+         sentinel auth-pass {SERVICE} {sentinel}\n\
+         sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n\
+         sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n",
+        sentinels = passwords.sentinels,
+        sentinel = passwords.sentinel,
+    );
+    redis_image()
+        .with_wait_for(WaitFor::message_on_stdout("+monitor master"))
+        .with_network(network)
+        .with_label(CONTAINER_LABEL, "integration-sentinel")
+        .with_copy_to("/data/sentinel.conf", config.into_bytes())
+        .with_cmd(["redis-server", "/data/sentinel.conf", "--sentinel"])
+        .with_startup_timeout(Duration::from_secs(60))
+        .start()
+        .await
+        .context(START_HINT)
+}
+
+const START_HINT: &str = "starting a Redis container for the sentinel topology (without registry \
+     access, build the image first with scripts/build-base-images.sh)";
+
+/// The count, read from whichever node is primary now.
+impl Counter for Arc<Topology> {
+    fn set(&self, views: i64) -> BoxFuture<'_, Result<()>> {
+        async move {
+            redis::cmd("SET")
+                .arg(PAGE_VIEWS_KEY)
+                .arg(views)
+                .exec_async(&mut self.primary().await?)
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn get(&self) -> BoxFuture<'_, Result<i64>> {
+        async move {
+            let views: Option<i64> = redis::cmd("GET")
+                .arg(PAGE_VIEWS_KEY)
+                .query_async(&mut self.primary().await?)
+                .await?;
+            Ok(views.unwrap_or(0))
+        }
+        .boxed()
+    }
+
+    fn counting_commands(&self) -> BoxFuture<'_, Result<u64>> {
+        async move {
+            let stats: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(&mut self.primary().await?)
+                .await?;
+            Ok(counting_calls(&stats))
+        }
+        .boxed()
+    }
+}
+
+impl Failover for Arc<Topology> {
+    fn sync_replicas(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let acknowledged: i64 = redis::cmd("WAIT")
+                .arg(1)
+                .arg(TOPOLOGY_WAIT.as_millis() as u64)
+                .query_async(&mut self.primary().await?)
+                .await?;
+            if acknowledged < 1 {
+                bail!("no replica acknowledged the writes within {TOPOLOGY_WAIT:?}");
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn kill_primary(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            // No grace period: the process dies as with its machine.
+            self.lose_primary()
+                .await?
+                .stop_with_timeout(Some(0))
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn freeze_primary(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            self.lose_primary().await?.pause().await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn await_new_primary(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let lost = self.lost()?;
+            self.poll("the sentinels to name a new primary", || async move {
+                Ok(self.primary_ip().await? != lost)
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn thaw_old_primary(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            self.container_at(self.lost()?)?.unpause().await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn old_primary_follows(&self, views: i64) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let old = self.lost()?;
+            let what = format!("the old primary {old} to replicate the new one and hold {views}");
+            self.poll(&what, || async move {
+                let primary = self.primary_ip().await?;
+                let mut node = self.node(old, "operator", &self.passwords.operator).await?;
+                let replication: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut node)
+                    .await?;
+                let held: Option<i64> = redis::cmd("GET")
+                    .arg(PAGE_VIEWS_KEY)
+                    .query_async(&mut node)
+                    .await?;
+                Ok(replication.contains("role:slave")
+                    && replication.contains(&format!("master_host:{primary}"))
+                    && replication.contains("master_link_status:up")
+                    && held == Some(views))
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn as_service_user(&self, command: &str) -> BoxFuture<'_, Result<Option<String>>> {
+        let words: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
+        async move {
+            let (name, args) = words.split_first().context("an empty command")?;
+            let ip = self.primary_ip().await?;
+            let mut node = self
+                .node(ip, "page-tracker", &self.passwords.service)
+                .await?;
+            let outcome: redis::RedisResult<redis::Value> =
+                redis::cmd(name).arg(args).query_async(&mut node).await;
+            // The error code first (NOPERM), then redis-rs' description.
+            Ok(outcome
+                .err()
+                .map(|err| format!("{} ({err})", err.code().unwrap_or("no error code"))))
+        }
+        .boxed()
+    }
+}
