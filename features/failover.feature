@@ -8,8 +8,9 @@ Feature: Counting on when the store's primary is lost
   at most those. No visit is ever counted twice, since the service never sends a
   count again when it does not know whether the first one was applied. These
   scenarios wait until the replicas have every visit, so they expect none lost.
+  Each one runs alone: its five Redis processes would slow the others down.
 
-  @sentinel @failover
+  @sentinel @failover @serial
   Scenario: Visitors are counted again soon after the primary is lost
     Given the page has been seen 10 times
     And the replicas have every visit so far
@@ -18,7 +19,7 @@ Feature: Counting on when the store's primary is lost
     Then the first visitor counted is told "This page has been seen 11 times."
     And every visitor before was given the apology "Sorry, something went wrong 😔"
 
-  @sentinel @failover
+  @sentinel @failover @serial
   Scenario: The service moves to the new primary as soon as the sentinels name it
     Given the page has been seen 20 times
     And a visitor has opened the page
@@ -28,7 +29,7 @@ Feature: Counting on when the store's primary is lost
     When a visitor opens the page
     Then the visitor is told "This page has been seen 22 times."
 
-  @sentinel @failover
+  @sentinel @failover @serial
   Scenario: A lost primary that answers again follows the new one
     Given the page has been seen 30 times
     And the replicas have every visit so far

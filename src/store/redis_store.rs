@@ -6,7 +6,7 @@ use std::{
     future::Future,
     io,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -98,7 +98,10 @@ impl RedisStore {
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let client = Client::open(info.set_redis_settings(settings))?;
-        Ok(Self::from_source(Source::Server(Box::new(client)), timeouts))
+        Ok(Self::from_source(
+            Source::Server(Box::new(client)),
+            timeouts,
+        ))
     }
 
     /// Prepares a store that asks `sentinels` for the primary of `service` before
@@ -115,7 +118,7 @@ impl RedisStore {
             sentinels,
             service.to_owned(),
             timeouts.connect,
-            Arc::downgrade(&store.link),
+            Arc::clone(&store.link),
         ));
         store.watcher = Some(watcher.abort_handle());
         store
@@ -277,16 +280,16 @@ async fn bounded<T>(wait: Duration, work: impl Future<Output = RedisResult<T>>) 
         .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut).into()))
 }
 
-/// Listens to the sentinels until the store is dropped; whenever one announces a new
-/// primary of `service`, the current connection is dropped, so the next visitor is
-/// counted by the new primary rather than told of an error by the old one.
+/// Listens to the sentinels until the store is dropped (which aborts it); whenever
+/// one announces a new primary of `service`, the current connection is dropped, so
+/// the next visitor is counted by the new primary rather than failed by the old one.
 async fn watch_switches(
     sentinels: Arc<tokio::sync::Mutex<SentinelClient>>,
     service: String,
     wait: Duration,
-    link: Weak<Mutex<Link>>,
+    link: Arc<Mutex<Link>>,
 ) {
-    while link.strong_count() > 0 {
+    loop {
         if let Err(err) = listen_for_switches(&sentinels, &service, wait, &link).await {
             tracing::warn!(error = %err, "cannot hear the sentinels; trying again");
         }
@@ -298,7 +301,7 @@ async fn listen_for_switches(
     sentinels: &tokio::sync::Mutex<SentinelClient>,
     service: &str,
     wait: Duration,
-    link: &Weak<Mutex<Link>>,
+    link: &Mutex<Link>,
 ) -> RedisResult<()> {
     let mut pubsub = bounded(wait, async {
         let sentinel = sentinels.lock().await.async_get_sentinel_client().await?;
@@ -310,17 +313,12 @@ async fn listen_for_switches(
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
         let switch: String = message.get_payload()?;
-        if switch.split(' ').next() != Some(service) {
-            continue;
+        if switch.split(' ').next() == Some(service) {
+            tracing::info!(%switch, "the sentinels named a new primary");
+            // The next visitor starts a new attempt, whose generation also
+            // discards one that may be reaching the old primary.
+            lock(link).state = LinkState::Idle;
         }
-        let Some(link) = link.upgrade() else {
-            return Ok(());
-        };
-        tracing::info!(%switch, "the sentinels named a new primary");
-        let mut link = lock(&link);
-        // A newer generation also discards an attempt that may reach the old primary.
-        link.generation += 1;
-        link.state = LinkState::Idle;
     }
     Err(io::Error::from(io::ErrorKind::ConnectionReset).into())
 }

@@ -45,9 +45,11 @@ const USERS: &str = include_str!("../../../deploy/redis/users.acl");
 /// One password per user, made up for this scenario.
 struct Passwords {
     service: String,
+    test: String,
+    exporter: String,
     replication: String,
     sentinel: String,
-    operator: String,
+    admin: String,
     /// The sentinels' own.
     sentinels: String,
 }
@@ -57,9 +59,11 @@ impl Passwords {
         let password = || uuid::Uuid::new_v4().simple().to_string();
         Self {
             service: password(),
+            test: password(),
+            exporter: password(),
             replication: password(),
             sentinel: password(),
-            operator: password(),
+            admin: password(),
             sentinels: password(),
         }
     }
@@ -73,9 +77,11 @@ impl Passwords {
                 let name = line.split(' ').nth(1).unwrap_or_default();
                 let password = match name {
                     "page-tracker" => &self.service,
+                    "page-tracker-test" => &self.test,
+                    "exporter" => &self.exporter,
                     "replication" => &self.replication,
                     "sentinel" => &self.sentinel,
-                    "operator" => &self.operator,
+                    "admin" => &self.admin,
                     "default" => return Ok(format!("{line}\n")),
                     other => bail!("deploy/redis/users.acl names an unknown user {other:?}"),
                 };
@@ -218,14 +224,14 @@ impl Topology {
     /// failover can happen.
     async fn await_watching(&self) -> Result<()> {
         let others = (SENTINELS - 1).to_string();
+        let others = others.as_str();
         self.poll(
             "the sentinels to know each other and the replica",
-            async || {
-                let mut sentinel = self.sentinel().await?;
+            || async move {
                 let fields: Vec<String> = redis::cmd("SENTINEL")
                     .arg("MASTER")
                     .arg(SERVICE)
-                    .query_async(&mut sentinel)
+                    .query_async(&mut self.sentinel().await?)
                     .await?;
                 let field = |name: &str| {
                     fields
@@ -234,15 +240,17 @@ impl Topology {
                         .and_then(|at| fields.get(at + 1))
                         .map(String::as_str)
                 };
-                Ok(field("num-slaves") == Some("1")
-                    && field("num-other-sentinels") == Some(&others))
+                let (replicas, sentinels) = (field("num-slaves"), field("num-other-sentinels"));
+                Ok((replicas != Some("1") || sentinels != Some(others))
+                    .then(|| format!("replicas {replicas:?}, other sentinels {sentinels:?}")))
             },
         )
         .await
     }
 
     /// Calls `check` until it answers true, for at most `TOPOLOGY_WAIT`.
-    async fn poll<F: Future<Output = Result<bool>>>(
+    /// `check` says what it still waits for, if anything.
+    async fn poll<F: Future<Output = Result<Option<String>>>>(
         &self,
         what: &str,
         mut check: impl FnMut() -> F,
@@ -251,10 +259,11 @@ impl Topology {
         loop {
             let outcome = check().await;
             match outcome {
-                Ok(true) => return Ok(()),
+                Ok(None) => return Ok(()),
                 _ if Instant::now() > deadline => {
-                    let last = outcome.map_or_else(|err| format!("{err:#}"), |_| "no".to_owned());
-                    bail!("waited {TOPOLOGY_WAIT:?} for {what}; last answer: {last}");
+                    let last =
+                        outcome.map_or_else(|err| format!("{err:#}"), Option::unwrap_or_default);
+                    bail!("waited {TOPOLOGY_WAIT:?} for {what}; last seen: {last}");
                 }
                 _ => tokio::time::sleep(POLL).await,
             }
@@ -279,12 +288,13 @@ impl Topology {
         if self.sentinel_addresses.is_empty() {
             return Ok(self.nodes[0].ip);
         }
-        let (host, _port): (String, u16) = redis::cmd("SENTINEL")
-            .arg("GET-MASTER-ADDR-BY-NAME")
-            .arg(SERVICE)
-            .query_async(&mut self.sentinel().await?)
-            .await?;
-        host.parse().context("the sentinels named no IP address")
+        named_primary(&mut self.sentinel().await?).await
+    }
+
+    /// The address the sentinel at `address` names as primary.
+    async fn primary_named_by(&self, address: &str) -> Result<IpAddr> {
+        let url = format!("redis://:{}@{address}", self.passwords.sentinels);
+        named_primary(&mut connect(&url).await?).await
     }
 
     /// A connection to the node at `ip` as `user`.
@@ -292,10 +302,10 @@ impl Topology {
         connect(&format!("redis://{user}:{password}@{ip}:{REDIS_PORT}")).await
     }
 
-    /// A connection to the current primary as the operator.
+    /// A connection to the current primary as an operator.
     async fn primary(&self) -> Result<MultiplexedConnection> {
         let ip = self.primary_ip().await?;
-        self.node(ip, "operator", &self.passwords.operator).await
+        self.node(ip, "admin", &self.passwords.admin).await
     }
 
     /// The node at `ip`, which the sentinels named as primary at some point.
@@ -320,6 +330,15 @@ impl Topology {
             .unwrap_or_else(PoisonError::into_inner)
             .context("no primary has been lost yet")
     }
+}
+
+async fn named_primary(sentinel: &mut MultiplexedConnection) -> Result<IpAddr> {
+    let (host, _port): (String, u16) = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(SERVICE)
+        .query_async(sentinel)
+        .await?;
+    host.parse().context("the sentinels named no IP address")
 }
 
 async fn connect(url: &str) -> Result<MultiplexedConnection> {
@@ -474,9 +493,18 @@ impl Failover for Arc<Topology> {
     fn await_new_primary(&self) -> BoxFuture<'_, Result<()>> {
         async move {
             let lost = self.lost()?;
-            self.poll("the sentinels to name a new primary", || async move {
-                Ok(self.primary_ip().await? != lost)
-            })
+            // Every sentinel, so that each has announced the switch to its listeners.
+            self.poll(
+                "every sentinel to name the same new primary",
+                || async move {
+                    let mut named = Vec::with_capacity(SENTINELS);
+                    for address in &self.sentinel_addresses {
+                        named.push(self.primary_named_by(address).await?);
+                    }
+                    let agreed = named.iter().all(|ip| *ip != lost && *ip == named[0]);
+                    Ok((!agreed).then(|| format!("{named:?}")))
+                },
+            )
             .await
         }
         .boxed()
@@ -496,7 +524,7 @@ impl Failover for Arc<Topology> {
             let what = format!("the old primary {old} to replicate the new one and hold {views}");
             self.poll(&what, || async move {
                 let primary = self.primary_ip().await?;
-                let mut node = self.node(old, "operator", &self.passwords.operator).await?;
+                let mut node = self.node(old, "admin", &self.passwords.admin).await?;
                 let replication: String = redis::cmd("INFO")
                     .arg("replication")
                     .query_async(&mut node)
@@ -505,10 +533,16 @@ impl Failover for Arc<Topology> {
                     .arg(PAGE_VIEWS_KEY)
                     .query_async(&mut node)
                     .await?;
-                Ok(replication.contains("role:slave")
-                    && replication.contains(&format!("master_host:{primary}"))
-                    && replication.contains("master_link_status:up")
-                    && held == Some(views))
+                let follows = replication.contains("role:slave")
+                    && replication.contains(&format!("master_host:{primary}\r"))
+                    && replication.contains("master_link_status:up");
+                Ok((!follows || held != Some(views)).then(|| {
+                    let state: Vec<&str> = replication
+                        .lines()
+                        .filter(|line| line.starts_with("role:") || line.starts_with("master_"))
+                        .collect();
+                    format!("{} with the count {held:?}", state.join(" "))
+                }))
             })
             .await
         }
