@@ -21,7 +21,7 @@ project=${E2E_PROJECT:-page-tracker-e2e}
 export PAGE_TRACKER_PORT="${PAGE_TRACKER_PORT:-18080}"
 replicas=${E2E_REPLICAS:-3}
 export E2E_PROMETHEUS_URL=http://prometheus:9090
-redis_passwords SERVICE TEST EXPORTER OPERATOR
+redis_passwords SERVICE TEST EXPORTER ADMIN
 stack() {
     "${COMPOSE[@]}" --project-name "$project" -f docker-compose.yml -f deploy/compose.acl.yml \
         --profile testing --profile monitoring "$@"

@@ -73,7 +73,7 @@ export PAGE_TRACKER_PORT PAGE_TRACKER_IMAGE=$image
 load_url="http://127.0.0.1:$PAGE_TRACKER_PORT/"
 
 # Passwords for this stack alone, unless the environment gives them.
-redis_passwords SERVICE TEST EXPORTER OPERATOR REPLICATION SENTINEL_USER SENTINEL
+redis_passwords SERVICE TEST EXPORTER ADMIN REPLICATION SENTINEL_USER SENTINEL
 
 stack() { "${COMPOSE[@]}" --project-name "$project" -f docker-compose.yml -f deploy/compose.ha.yml "$@"; }
 work=$(mktemp -d)
@@ -107,7 +107,7 @@ node_cli() {
     local container=$1
     shift
     # shellcheck disable=SC2016 # expanded by the container's shell
-    docker exec "$container" sh -c 'REDISCLI_AUTH="$REDIS_OPERATOR_PASSWORD" exec redis-cli --user operator "$@"' _ "$@"
+    docker exec "$container" sh -c 'REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD" exec redis-cli --user admin "$@"' _ "$@"
 }
 # primary_host: the primary's name as the sentinels announce it (a compose service name).
 primary_host() { sentinel_cli SENTINEL get-master-addr-by-name "$service_name" | head -n 1; }

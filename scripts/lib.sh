@@ -80,14 +80,14 @@ lb_in_rotation() { [ "$(lb_servers "$1" | awk '$6 == 2 && $7 == 0' | wc -l)" -eq
 
 # page_views CONTAINER: the counter in that Redis container (0 before the first visit),
 # read with the container's own credentials, so none is on a command line here: the
-# operator user where the container has its password (deploy/compose.ha.yml), else the
+# admin user where the container has its password (deploy/compose.ha.yml), else the
 # default user with REDIS_PASSWORD when that is set.
 page_views() {
     # shellcheck disable=SC2016 # expanded by the container's shell
     docker exec "$1" sh -c '
-        if [ -n "${REDIS_OPERATOR_PASSWORD:-}" ]; then
-            export REDISCLI_AUTH="$REDIS_OPERATOR_PASSWORD"
-            set -- --user operator
+        if [ -n "${REDIS_ADMIN_PASSWORD:-}" ]; then
+            export REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD"
+            set -- --user admin
         elif [ -n "${REDIS_PASSWORD:-}" ]; then
             export REDISCLI_AUTH="$REDIS_PASSWORD"
         fi
