@@ -8,7 +8,9 @@
 #                              E2E_PROJECT: compose project name, default page-tracker-e2e)
 #
 # The monitoring profile runs too: the operator's scenarios read the metrics
-# through Prometheus (PROMETHEUS_URL in the test-service).
+# through Prometheus (PROMETHEUS_URL in the test-service). Redis runs with its ACL
+# users (deploy/compose.acl.yml), with passwords made for the run unless the
+# environment gives them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -19,7 +21,11 @@ project=${E2E_PROJECT:-page-tracker-e2e}
 export PAGE_TRACKER_PORT="${PAGE_TRACKER_PORT:-18080}"
 replicas=${E2E_REPLICAS:-3}
 export E2E_PROMETHEUS_URL=http://prometheus:9090
-stack() { "${COMPOSE[@]}" --project-name "$project" --profile testing --profile monitoring "$@"; }
+redis_passwords SERVICE TEST EXPORTER ADMIN
+stack() {
+    "${COMPOSE[@]}" --project-name "$project" -f docker-compose.yml -f deploy/compose.acl.yml \
+        --profile testing --profile monitoring "$@"
+}
 
 teardown() { stack down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 trap teardown EXIT

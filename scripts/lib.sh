@@ -48,6 +48,18 @@ apt_install() {
     fi
 }
 
+# redis_passwords NAME...: sets and exports REDIS_<NAME>_PASSWORD for each NAME to a
+# new random, URL-safe password, unless the environment already has one; for a
+# stack started with deploy/compose.acl.yml or deploy/compose.ha.yml. Nothing is printed.
+redis_passwords() {
+    local user name
+    for user in "$@"; do
+        name="REDIS_${user}_PASSWORD"
+        [ -n "${!name:-}" ] || printf -v "$name" %s "$(openssl rand -hex 32)"
+        export "${name?}"
+    done
+}
+
 # container_ip CONTAINER: its address on its (first) network.
 container_ip() {
     docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}'
@@ -66,10 +78,20 @@ lb_servers() { haproxy_cli "$1" "show servers state web" | awk '$2 == "web"'; }
 # lb_in_rotation CONTAINER N: N slots are up and taking visitors.
 lb_in_rotation() { [ "$(lb_servers "$1" | awk '$6 == 2 && $7 == 0' | wc -l)" -eq "$2" ]; }
 
-# page_views CONTAINER: the counter in that Redis container (0 before the first visit).
+# page_views CONTAINER: the counter in that Redis container (0 before the first visit),
+# read with the container's own credentials, so none is on a command line here: the
+# admin user where the container has its password (deploy/compose.ha.yml), else the
+# default user with REDIS_PASSWORD when that is set.
 page_views() {
-    docker exec ${REDIS_PASSWORD:+--env REDISCLI_AUTH="$REDIS_PASSWORD"} "$1" redis-cli GET page_views |
-        sed 's/^$/0/'
+    # shellcheck disable=SC2016 # expanded by the container's shell
+    docker exec "$1" sh -c '
+        if [ -n "${REDIS_ADMIN_PASSWORD:-}" ]; then
+            export REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD"
+            set -- --user admin
+        elif [ -n "${REDIS_PASSWORD:-}" ]; then
+            export REDISCLI_AUTH="$REDIS_PASSWORD"
+        fi
+        exec redis-cli "$@" GET page_views' | sed 's/^$/0/'
 }
 
 # --- Load through the load balancer, and its accounting --------------------------------
@@ -97,22 +119,31 @@ stop_load() {
     load_pid=""
 }
 
-# finish_load PHASE ALLOWED_FAILURES: after `settle` more seconds of load, stops wrk
-# (SIGINT: it reports what it has) and prints the phase's line. Records the phase in
-# `problems` when more requests failed than allowed, or when the counter's growth
-# differs from the 2xx answers by more than the requests in flight or failed.
-# Sets phase_requests and phase_failed.
-finish_load() {
-    local phase=$1 allowed=$2 line requests status errors ok grown
-    sleep "$settle"
+# collect_load PHASE: stops wrk (SIGINT: it reports what it has) and reads its report:
+# sets load_requests (answers read in full), load_non2xx, load_errors (socket errors)
+# and load_ok (2xx answers).
+collect_load() {
+    local phase=$1 line
     kill -INT "$load_pid" 2>/dev/null || true
     wait "$load_pid" || { cat "$work/wrk" >&2; die "$phase: wrk failed"; }
     load_pid=""
     line=$(grep '^WRK_RESULT' "$work/wrk") || { cat "$work/wrk" >&2; die "$phase: no result from wrk"; }
-    requests=$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$line")
-    status=$(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$line")
-    errors=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(connect|read|write|timeout)=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' <<<"$line")
-    ok=$((requests - status))
+    load_requests=$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$line")
+    load_non2xx=$(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$line")
+    load_errors=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(connect|read|write|timeout)=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' <<<"$line")
+    load_ok=$((load_requests - load_non2xx))
+}
+
+# finish_load PHASE ALLOWED_FAILURES: after `settle` more seconds of load, stops wrk
+# and prints the phase's line. Records the phase in
+# `problems` when more requests failed than allowed, or when the counter's growth
+# differs from the 2xx answers by more than the requests in flight or failed.
+# Sets phase_requests and phase_failed.
+finish_load() {
+    local phase=$1 allowed=$2 requests status errors ok grown
+    sleep "$settle"
+    collect_load "$phase"
+    requests=$load_requests status=$load_non2xx errors=$load_errors ok=$load_ok
     # Requests abandoned by wrk when it stopped may still be answered and counted.
     sleep 1
     grown=$(($(views) - views_before))
