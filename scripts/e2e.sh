@@ -6,6 +6,9 @@
 #
 #   scripts/e2e.sh            (PAGE_TRACKER_PORT: host port for the restart check, default 18080;
 #                              E2E_PROJECT: compose project name, default page-tracker-e2e)
+#   scripts/e2e.sh --ha       the ha stack instead (deploy/compose.ha.yml): the failover
+#                              scenarios only, reports in target/bdd/e2e-ha/, no restart check
+#   E2E_NO_BUILD=1            run the images as they are (built beforehand, as in CI)
 #
 # The monitoring profile runs too: the operator's scenarios read the metrics
 # through Prometheus (PROMETHEUS_URL in the test-service). Redis runs with its ACL
@@ -20,12 +23,22 @@ cd "$(dirname "$0")/.."
 project=${E2E_PROJECT:-page-tracker-e2e}
 export PAGE_TRACKER_PORT="${PAGE_TRACKER_PORT:-18080}"
 replicas=${E2E_REPLICAS:-3}
-export E2E_PROMETHEUS_URL=http://prometheus:9090
-redis_passwords SERVICE TEST EXPORTER ADMIN
-stack() {
-    "${COMPOSE[@]}" --project-name "$project" -f docker-compose.yml -f deploy/compose.acl.yml \
-        --profile testing --profile monitoring "$@"
-}
+case "${1:-}" in
+    "")
+        export E2E_PROMETHEUS_URL=http://prometheus:9090
+        redis_passwords SERVICE TEST EXPORTER ADMIN
+        files=(-f docker-compose.yml -f deploy/compose.acl.yml --profile monitoring)
+        reports=target/bdd/e2e
+        ;;
+    --ha)
+        project+=-ha
+        redis_passwords SERVICE TEST EXPORTER ADMIN REPLICATION SENTINEL_USER SENTINEL
+        files=(-f docker-compose.yml -f deploy/compose.ha.yml)
+        reports=target/bdd/e2e-ha
+        ;;
+    *) die "unknown argument $1 (expected nothing or --ha)" ;;
+esac
+stack() { "${COMPOSE[@]}" --project-name "$project" "${files[@]}" --profile testing "$@"; }
 
 teardown() { stack down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 trap teardown EXIT
@@ -43,8 +56,10 @@ for image in $(sed -n 's/^ARG [A-Z_]*_IMAGE=//p' Dockerfile) \
     fi
 done
 
-log "building the images"
-stack build --force-rm
+if [ -z "${E2E_NO_BUILD:-}" ]; then
+    log "building the images"
+    stack build --force-rm
+fi
 
 log "running the e2e level in the test-service, through the load balancer to $replicas replicas"
 started=$SECONDS
@@ -58,16 +73,23 @@ set -e
 log "the e2e run took $((SECONDS - started)) s"
 
 tester=$(stack ps -q test-service)
-rm -rf target/bdd/e2e
-mkdir -p target/bdd/e2e
-docker cp "$tester:/reports/e2e/." target/bdd/e2e/
-log "reports copied to target/bdd/e2e/: $(ls target/bdd/e2e | tr '\n' ' ')"
+rm -rf "$reports"
+mkdir -p "$reports"
+docker cp "$tester:/reports/e2e/." "$reports/"
+log "reports copied to $reports/: $(ls "$reports" | tr '\n' ' ')"
 closing=$(docker logs "$tester" 2>&1 | tail -n 1)
 passed=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$closing")
 failed=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$closing")
 if [ -z "$passed" ]; then
     log "the test-service ended without a closing line (last line: $closing)"
     passed=0 failed=1
+fi
+
+if [ "${1:-}" = --ha ]; then
+    log "scenarios of the test-service in the ha stack:"
+    echo "$passed passed, $failed failed"
+    [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
+    exit
 fi
 
 # --- Counts survive a restart of the stack (down and up, keeping the volume).

@@ -2,8 +2,8 @@
 # The pull-request gate of .github/workflows/ci.yml, run locally in the same order:
 #
 #   base-images  fmt  clippy  deny  hadolint  yamllint  workflow-schema  compose-schema
-#   zizmor  gherkin  kubernetes  test (unit + integration)  prometheus  e2e  rollout
-#   rollout-swarm  living-doc
+#   zizmor  gherkin  kubernetes  test (unit + integration)  prometheus  e2e  e2e-ha
+#   rollout  rollout-swarm  living-doc
 #   mutants (only when asked for: cargo mutants on the lines changed since the base branch)
 #
 # A failed stage does not stop the run (unless --fail-fast): every stage reports,
@@ -22,7 +22,7 @@
 # started).
 #
 #   scripts/gate.sh                    every stage but mutants
-#   scripts/gate.sh --skip-e2e         all but the e2e stage (also GATE_SKIP_E2E=1)
+#   scripts/gate.sh --skip-e2e         all but the e2e stages (also GATE_SKIP_E2E=1)
 #   scripts/gate.sh --skip STAGE ...   leave out stages by name (also GATE_SKIP="e2e deny")
 #   scripts/gate.sh --fail-fast        stop at the first failed stage
 #   scripts/gate.sh --mutants          also the mutants stage (also GATE_MUTANTS=1; base branch
@@ -33,16 +33,17 @@ cd "$(dirname "$0")/.." || exit 2
 usage() { sed -n '2,29s/^# \{0,1\}//p' "$0"; }
 
 STAGES=(base-images fmt clippy deny hadolint yamllint workflow-schema compose-schema
-        zizmor gherkin kubernetes test prometheus e2e rollout rollout-swarm living-doc mutants)
+        zizmor gherkin kubernetes test prometheus e2e e2e-ha rollout rollout-swarm living-doc
+        mutants)
 skip=" ${GATE_SKIP:-} "
-[ -n "${GATE_SKIP_E2E:-}" ] && [ "${GATE_SKIP_E2E}" != 0 ] && skip+=" e2e "
+[ -n "${GATE_SKIP_E2E:-}" ] && [ "${GATE_SKIP_E2E}" != 0 ] && skip+=" e2e e2e-ha "
 fail_fast=false
 # Mutation testing rebuilds and tests once per mutant: minutes, so only when asked for.
 mutants=false
 [ -n "${GATE_MUTANTS:-}" ] && [ "${GATE_MUTANTS}" != 0 ] && mutants=true
 while [ $# -gt 0 ]; do
     case "$1" in
-        --skip-e2e) skip+=" e2e " ;;
+        --skip-e2e) skip+=" e2e e2e-ha " ;;
         --skip)
             [ $# -ge 2 ] || { echo "gate: --skip needs a stage name" >&2; exit 2; }
             skip+=" $2 "
@@ -276,6 +277,13 @@ e2e() {
     return "${PIPESTATUS[0]}"
 }
 
+# The failover scenarios in the ha stack (primary, replicas, sentinels), with the
+# images the e2e stage built.
+e2e_ha() {
+    scripts/e2e.sh --ha 2>&1 | tee "$LOGS/e2e-ha.log"
+    return "${PIPESTATUS[0]}"
+}
+
 # As CI's pull-request job: every mutant in the lines of src/ changed since the
 # merge base with GATE_MUTANTS_BASE (default main) must be caught.
 mutants_in_diff() {
@@ -324,7 +332,7 @@ living_doc() {
 
 # --- The run -----------------------------------------------------------------
 
-rm -f "$LOGS/test.log" "$LOGS/e2e.log" target/bdd/integration/metrics.prom
+rm -f "$LOGS/test.log" "$LOGS/e2e.log" "$LOGS/e2e-ha.log" target/bdd/integration/metrics.prom
 
 stage base-images scripts/build-base-images.sh
 stage fmt cargo fmt --check
@@ -375,6 +383,11 @@ else
     stage e2e e2e
 fi
 if [ "${result[base-images]}" = failed ]; then
+    not_run e2e-ha "the base images are missing"
+else
+    stage e2e-ha e2e_ha
+fi
+if [ "${result[base-images]}" = failed ]; then
     not_run rollout "the base images are missing"
 else
     stage rollout rollout
@@ -406,9 +419,9 @@ counts() {
             line=$(grep -E "^$1: [0-9]+ passed, [0-9]+ failed$" "$LOGS/test.log" | tail -n 1)
             line=${line#"$1: "}
             ;;
-        e2e)
-            [ -f "$LOGS/e2e.log" ] || return 0
-            line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOGS/e2e.log" | tail -n 1)
+        e2e | e2e-ha)
+            [ -f "$LOGS/$1.log" ] || return 0
+            line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOGS/$1.log" | tail -n 1)
             ;;
     esac
     [ -n "$line" ] && sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$line"
@@ -428,9 +441,9 @@ done
 echo
 echo "scenarios:"
 total_passed=0 total_failed=0
-for level in unit integration e2e; do
+for level in unit integration e2e e2e-ha; do
     stage_name="test"
-    [ "$level" = e2e ] && stage_name=e2e
+    [ "${level#e2e}" != "$level" ] && stage_name=$level
     read -r p f < <(counts "$level")
     if [ -n "${p:-}" ]; then
         printf '  %-12s %s passed, %s failed\n' "$level" "$p" "$f"
