@@ -2,7 +2,7 @@ Feature: Counting on when the store's primary is lost
   In production the count can be kept by a Redis primary with replicas, watched by
   three sentinels. When the primary is lost, the sentinels promote a replica, and
   the service follows them by itself: nobody restarts it.
-
+  
   Redis copies each write to the replicas a moment after it has acknowledged it, so
   a failover can lose the visits counted in that moment: the count may go back by
   at most those. No visit is ever counted twice, since the service never sends a
@@ -46,14 +46,14 @@ Feature: Counting on when the store's primary is lost
     Then Redis <answer>
 
     Examples: What counting needs
-      | command                   | answer                              |
-      | INCRBY page_views 1       | runs it                             |
-      | PING                      | runs it                             |
+      | command             | answer  |
+      | INCRBY page_views 1 | runs it |
+      | PING                | runs it |
 
     Examples: Anything else
-      | command                   | answer                              |
-      | GET page_views            | refuses it for lack of permission   |
-      | INCRBY another_key 1      | refuses it for lack of permission   |
-      | FLUSHALL                  | refuses it for lack of permission   |
-      | CONFIG SET appendonly no  | refuses it for lack of permission   |
-      | ACL SETUSER intruder on   | refuses it for lack of permission   |
+      | command                  | answer                            |
+      | GET page_views           | refuses it for lack of permission |
+      | INCRBY another_key 1     | refuses it for lack of permission |
+      | FLUSHALL                 | refuses it for lack of permission |
+      | CONFIG SET appendonly no | refuses it for lack of permission |
+      | ACL SETUSER intruder on  | refuses it for lack of permission |
