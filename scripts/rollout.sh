@@ -54,7 +54,7 @@ while [ $# -gt 0 ]; do
         --connections) connections=${2:?}; shift ;;
         --deploy) deploy_image=${2:?}; shift ;;
         --project) project=${2:?}; shift ;;
-        -h | --help) sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+        -h | --help) usage; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
