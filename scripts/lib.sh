@@ -14,8 +14,8 @@ die() {
     warn "error: $*"
     exit 1
 }
-# usage: the script's header comment (line 2 to `set -euo`), as its --help.
-usage() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//p}' "$0"; }
+# help_from_header: the script's header comment (line 2 to `set -euo`), as its --help.
+help_from_header() { sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//p}' "$0"; }
 
 # COMPOSE: `docker compose` (v2) where the plugin exists, else docker-compose (v1).
 if docker compose version >/dev/null 2>&1; then

@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
         --replicas) replicas=${2:?}; shift ;;
         --settle) settle=${2:?}; shift ;;
         --connections) connections=${2:?}; shift ;;
-        -h | --help) usage; exit 0 ;;
+        -h | --help) help_from_header; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift

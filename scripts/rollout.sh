@@ -54,7 +54,7 @@ while [ $# -gt 0 ]; do
         --connections) connections=${2:?}; shift ;;
         --deploy) deploy_image=${2:?}; shift ;;
         --project) project=${2:?}; shift ;;
-        -h | --help) usage; exit 0 ;;
+        -h | --help) help_from_header; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
