@@ -15,11 +15,12 @@
 #   - asks a sentinel which node is the primary (SENTINEL get-master-addr-by-name)
 #     and kills it (`docker kill`: SIGKILL, no chance to hand anything over);
 #   - sends one visit after another until one is answered 200, and takes the time
-#     from the kill to that answer (and to the sentinels' +switch-master, from the
-#     sentinels' logs; the first one's failover events are shown for a round over --target);
+#     from the kill to that answer, and to the first +switch-master in the
+#     sentinels' logs (their failover events are shown for a round over --target);
 #   - counts the apologies (non-2xx answers) and socket errors meanwhile, and the
 #     visits lost: those answered 200 that the counter on the new primary does not
-#     hold (acknowledged by the old primary, not yet copied to its replicas);
+#     hold (acknowledged by the old primary, not yet copied to its replicas; up to
+#     C requests abandoned in flight when wrk stops can hide as many losses);
 #   - starts the old primary again and waits until it follows the new one, the
 #     sentinels see both replicas and the topology is back to one primary and two
 #     replicas in sync.
