@@ -15,10 +15,12 @@
 #   - asks a sentinel which node is the primary (SENTINEL get-master-addr-by-name)
 #     and kills it (`docker kill`: SIGKILL, no chance to hand anything over);
 #   - sends one visit after another until one is answered 200, and takes the time
-#     from the kill to that answer;
+#     from the kill to that answer, and to the first +switch-master in the
+#     sentinels' logs (their failover events are shown for a round over --target);
 #   - counts the apologies (non-2xx answers) and socket errors meanwhile, and the
 #     visits lost: those answered 200 that the counter on the new primary does not
-#     hold (acknowledged by the old primary, not yet copied to its replicas);
+#     hold (acknowledged by the old primary, not yet copied to its replicas; up to
+#     C requests abandoned in flight when wrk stops can hide as many losses);
 #   - starts the old primary again and waits until it follows the new one, the
 #     sentinels see both replicas and the topology is back to one primary and two
 #     replicas in sync.
@@ -109,9 +111,37 @@ node_cli() {
     # shellcheck disable=SC2016 # expanded by the container's shell
     docker exec "$container" sh -c 'REDISCLI_AUTH="$REDIS_ADMIN_PASSWORD" exec redis-cli --user admin "$@"' _ "$@"
 }
+# switched_after SINCE_NS: seconds from SINCE_NS (epoch nanoseconds) to the first
+# +switch-master a sentinel logged since then (the elected one's, the others learn
+# it from its announcements); empty if none.
+switched_after() {
+    local since sentinel line stamp first=""
+    since=$(date -u -d "@$(($1 / 1000000000))" --iso-8601=seconds)
+    for sentinel in redis-sentinel-1 redis-sentinel-2 redis-sentinel-3; do
+        # 1:X 27 Nov 2026 18:29:00.904 # +switch-master ...
+        line=$(docker logs --since "$since" "$(stack ps -q "$sentinel")" 2>&1 | grep -m 1 -- '+switch-master') ||
+            continue
+        stamp=$(date -u -d "$(awk '{ print $2, $3, $4, $5 }' <<<"$line")" +%s%N)
+        if [ -z "$first" ] || [ "$stamp" -lt "$first" ]; then first=$stamp; fi
+    done
+    [ -z "$first" ] || awk -v t="$first" -v s="$1" 'BEGIN { printf "%.1f", (t - s) / 1e9 }'
+}
+# sentinel_events SINCE_NS: the sentinels' accounts of the failover since then, for a
+# slow or failed round.
+sentinel_events() {
+    local since sentinel
+    since=$(date -u -d "@$(($1 / 1000000000))" --iso-8601=seconds)
+    for sentinel in redis-sentinel-1 redis-sentinel-2 redis-sentinel-3; do
+        docker logs --since "$since" "$(stack ps -q "$sentinel")" 2>&1 |
+            grep -E -- '[-+](sdown master|odown|try-failover|elected-leader|failover-abort[a-z-]*|switch-master|vote-for-leader|new-epoch|selected-slave|failover-end) ' |
+            sed "s/^/    $sentinel: /" >&2
+    done
+}
 # primary_host: the primary's name as the sentinels announce it (a compose service name).
 primary_host() { sentinel_cli SENTINEL get-master-addr-by-name "$service_name" | head -n 1; }
 views() { page_views "$(stack ps -q "$(primary_host)")"; }
+# not_primary HOST: the first sentinel names another primary than HOST.
+not_primary() { local now; now=$(primary_host) && [ -n "$now" ] && [ "$now" != "$1" ]; }
 
 # settled PRIMARY: PRIMARY is a primary with two replicas in sync, the two others
 # follow it with their link up, and the sentinels see both replicas as healthy.
@@ -172,16 +202,26 @@ for round in $(seq 1 "$rounds"); do
     collect_load "$phase"
     # Requests abandoned by wrk when it stopped may still be answered and counted.
     sleep 1
+    # The service may have heard of the new primary from another sentinel first:
+    # the first one learns it from the elected one's announcements, within seconds.
+    if ! wait_until 30 not_primary "$primary"; then
+        sentinel_events "$started"
+        die "$phase: the first sentinel still names $primary"
+    fi
     successor=$(primary_host)
+    switched=$(switched_after "$started")
     grown=$(($(views) - views_before))
     # The probe's last visit was answered 200; the others were apologies or errors.
     acknowledged=$((load_ok + 1))
     apologies=$((load_non2xx + probe_apologies))
     lost=$((acknowledged > grown ? acknowledged - grown : 0))
     unanswered=$((grown > acknowledged ? grown - acknowledged : 0))
-    log "$phase: killed primary $primary, $successor took over; first 200 after $recovery s;" \
+    log "$phase: killed primary $primary, $successor took over (sentinels switched after ${switched:-?} s); first 200 after $recovery s;" \
         "$apologies apologies, $load_errors socket errors; $acknowledged visits answered 200, counter grew by $grown:" \
         "$lost lost, $unanswered counted without a 200 read (in flight when the load stopped, or apologised after Redis counted them)"
+    if awk -v r="$recovery" -v t="$target" 'BEGIN { exit !(r > t) }'; then
+        sentinel_events "$started"
+    fi
     if [ "$code" != 200 ]; then
         warn "$phase: FAILED: no 200 within ${recovery_limit}s of the kill (last answer $code)"
         problems+=("$phase")
