@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
         --connections) connections=${2:?}; shift ;;
         --settle) settle=${2:?}; shift ;;
         --target) target=${2:?}; shift ;;
-        -h | --help) sed -n '2,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+        -h | --help) help_from_header; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
