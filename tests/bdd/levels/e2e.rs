@@ -219,26 +219,32 @@ struct StackOutages {
 }
 
 impl StackOutages {
-    /// Asks Redis to hold every client's commands for `pause`; returns at once.
+    /// Asks the deployed Redis to hold every client's commands for `pause`; returns at once.
     async fn pause(&self, pause: Duration) -> Result<()> {
         let mut connection = redis::Client::open(self.redis_url.as_str())?
             .get_multiplexed_async_connection()
             .await
             .context("connecting to the deployed Redis")?;
-        redis::cmd("CLIENT")
-            .arg("PAUSE")
-            .arg(pause.as_millis().to_string())
-            .arg("ALL")
-            .exec_async(&mut connection)
-            .await
-            .context("CLIENT PAUSE (needs Redis 6.2 or newer)")?;
-        // Measured after Redis' answer, so no earlier than the pause really ends.
-        *self
-            .paused_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + pause);
-        Ok(())
+        pause_clients(&mut connection, pause, &self.paused_until).await
     }
+}
+
+/// Sends `CLIENT PAUSE pause ALL` on `connection` and records when the pause ends.
+async fn pause_clients(
+    connection: &mut redis::aio::MultiplexedConnection,
+    pause: Duration,
+    paused_until: &PausedUntil,
+) -> Result<()> {
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis().to_string())
+        .arg("ALL")
+        .exec_async(connection)
+        .await
+        .context("CLIENT PAUSE (needs Redis 6.2 or newer)")?;
+    // Measured after Redis' answer, so no earlier than the pause really ends.
+    *paused_until.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + pause);
+    Ok(())
 }
 
 impl Outages for StackOutages {
@@ -309,17 +315,8 @@ impl Failover for StackFailover {
     fn freeze_primary(&self) -> BoxFuture<'_, Result<()>> {
         async move {
             let host = self.view.primary_host().await?;
-            redis::cmd("CLIENT")
-                .arg("PAUSE")
-                .arg(PRIMARY_FREEZE.as_millis().to_string())
-                .arg("ALL")
-                .exec_async(&mut self.view.node(&host).await?)
-                .await
-                .context("CLIENT PAUSE on the primary")?;
-            *self
-                .paused_until
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + PRIMARY_FREEZE);
+            let mut primary = self.view.node(&host).await?;
+            pause_clients(&mut primary, PRIMARY_FREEZE, &self.paused_until).await?;
             *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(host);
             Ok(())
         }

@@ -155,7 +155,7 @@ pub async fn driver_with_users() -> Result<Driver> {
     );
     driver(
         RedisTarget::parse(&url)?,
-        Box::new(Arc::clone(&topology)),
+        Box::new(Arc::clone(&topology.view)),
         None,
         Some(Box::new(topology)),
     )
@@ -177,7 +177,7 @@ pub async fn driver_with_sentinels() -> Result<Driver> {
     )?;
     driver(
         target,
-        Box::new(Arc::clone(&topology)),
+        Box::new(Arc::clone(&topology.view)),
         None,
         Some(Box::new(topology)),
     )
@@ -543,20 +543,6 @@ impl Counter for Arc<SentinelView> {
             Ok(counting_calls(&stats))
         }
         .boxed()
-    }
-}
-
-impl Counter for Arc<Topology> {
-    fn set(&self, views: i64) -> BoxFuture<'_, Result<()>> {
-        self.view.set(views)
-    }
-
-    fn get(&self) -> BoxFuture<'_, Result<i64>> {
-        self.view.get()
-    }
-
-    fn counting_commands(&self) -> BoxFuture<'_, Result<u64>> {
-        self.view.counting_commands()
     }
 }
 
