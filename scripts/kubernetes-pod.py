@@ -197,8 +197,15 @@ def docker_args(docs, statefulset, ordinal, secret_values, workdir, network, pre
             args += ["--mount", f"type=bind,src={os.path.abspath(directory)},dst={path}{readonly}"]
         elif "emptyDir" in volume:
             size = volume["emptyDir"].get("sizeLimit")
-            # An emptyDir is created world-writable, as here.
-            args += ["--tmpfs", f"{path}:mode=1777" + (f",size={quantity_bytes(size)}" if size else "")]
+            # An emptyDir is world-writable. Docker gives a tmpfs over a directory
+            # of the image that directory's mode (755 for the redis image's /data)
+            # whatever mode= says, so the tmpfs is the container user's instead.
+            options = ["mode=0700"]
+            if "runAsUser" in security:
+                options += [f"uid={security['runAsUser']}", f"gid={security.get('runAsGroup', security['runAsUser'])}"]
+            if size:
+                options.append(f"size={quantity_bytes(size)}")
+            args += ["--tmpfs", f"{path}:{','.join(options)}"]
         else:
             raise SystemExit(f"kubernetes-pod: {pod}: no stand-in for volume {name}")
 
