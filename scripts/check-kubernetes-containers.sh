@@ -15,6 +15,8 @@
 #   - `docker kill` of redis-0: the sentinels promote a replica within 20 s;
 #   - redis-0 started again asks the sentinels and returns as a replica of the
 #     new primary, with the count;
+#   - the three sentinels stopped and started afresh (their files gone) find the
+#     new primary by asking the data nodes;
 #   - no made-up password is in a container's command line or log.
 #
 #   scripts/check-kubernetes-containers.sh [BASE_RENDERED HA_RENDERED]
@@ -209,6 +211,15 @@ docker logs "$prefix-redis-0" 2>&1 | grep -F "names $promoted as the primary" >/
 [ "$(admin redis-0 GET page_views)" = 5 ] || die "the count on redis-0 is not 5"
 wait_until 30 all_sentinels_see "$promoted" || die "the sentinels do not see redis-0 as a replica again"
 ok "redis-0 started again asked the sentinels and returned as a replica of $new_pod, count 5"
+
+# All three sentinels stopped, their files (tmpfs, as the pods' memory emptyDir)
+# gone, and started again: they ask the data nodes which is primary.
+for n in 0 1 2; do docker stop -t 1 "$prefix-redis-sentinel-$n" >/dev/null; done
+for n in 0 1 2; do docker start "$prefix-redis-sentinel-$n" >/dev/null; done
+wait_until 60 all_sentinels_see "$promoted" || die "the sentinels started afresh do not find $promoted"
+docker logs "$prefix-redis-sentinel-0" 2>&1 | grep -F "$promoted says it is the primary" >/dev/null ||
+    die "redis-sentinel-0 did not learn the primary from the data nodes"
+ok "all 3 sentinels started afresh found $new_pod as primary from the data nodes, with 2 replicas"
 
 leaks=0
 while read -r password; do
