@@ -436,12 +436,12 @@ counts() {
 }
 
 printf '\n\033[1m=== gate: summary ===\033[0m\n'
-printf '%-16s %-8s %8s\n' stage result seconds
+printf '%-21s %-8s %8s\n' stage result seconds
 failed_stages=0
 for name in "${STAGES[@]}"; do
     r=${result[$name]:-skipped}
     [ "$r" = failed ] && failed_stages=$((failed_stages + 1))
-    printf '%-16s %-8s %8s' "$name" "$r" "${seconds[$name]:--}"
+    printf '%-21s %-8s %8s' "$name" "$r" "${seconds[$name]:--}"
     [ -n "${note[$name]:-}" ] && printf '  (%s)' "${note[$name]}"
     printf '\n'
 done
