@@ -30,6 +30,17 @@ Feature: Counting on when the store's primary is lost
     Then the visitor is told "This page has been seen 22 times."
 
   @sentinel @failover @serial
+  Scenario: A sentinel that stops answering does not keep the service from the new primary
+    Given the page has been seen 40 times
+    And a visitor has opened the page
+    And the replicas have every visit so far
+    And the first sentinel the service knows stops answering, keeping its connections open
+    And the store's primary stops answering, keeping its connections open
+    And the sentinels have named a new primary
+    When a visitor opens the page
+    Then the visitor is told "This page has been seen 42 times."
+
+  @sentinel @failover @serial
   Scenario: A lost primary that answers again follows the new one
     Given the page has been seen 30 times
     And the replicas have every visit so far

@@ -437,7 +437,9 @@ build_haproxy() {
     done
     [[ "$out" == *" 200 "* ]] || { docker logs "$c" >&2 || true; die "$HAPROXY_IMAGE: the smoke configuration was not served"; }
     [ "$(docker exec "$c" stat -c %U /proc/1)" = haproxy ] || die "$HAPROXY_IMAGE: haproxy does not run as user haproxy"
-    docker exec "$c" haproxy -v | grep -q "version ${HAPROXY_VERSION}" || die "$HAPROXY_IMAGE: haproxy is not ${HAPROXY_VERSION}"
+    # Not `| grep -q`: grep would stop reading at the match and, under pipefail, the
+    # SIGPIPE haproxy then gets would fail the check now and then.
+    [[ "$(docker exec "$c" haproxy -v)" == *"version ${HAPROXY_VERSION}"* ]] || die "$HAPROXY_IMAGE: haproxy is not ${HAPROXY_VERSION}"
     docker rm -f -v "$c" >/dev/null; CONTAINERS=()
     log "$HAPROXY_IMAGE: smoke test ok (haproxy ${HAPROXY_VERSION}, /usr/local/etc/haproxy/haproxy.cfg served, user haproxy)"
     tag_image "$id" "$HAPROXY_IMAGE"

@@ -61,7 +61,7 @@ data_nodes=(redis-service redis-replica-1 redis-replica-2)
 free_port() {
     local port
     for port in $(seq 18100 18999); do
-        if ! ss -Htln | awk '{ print $4 }' | grep -q ":$port\$"; then
+        if ! ss -Htln | awk '{ print $4 }' | grep ":$port\$" >/dev/null; then
             echo "$port"
             return
         fi
@@ -157,7 +157,7 @@ settled() {
         fi
     done
     [ "$(sentinel_cli SENTINEL replicas "$service_name" | grep -A1 -x flags | grep -cx slave)" -eq 2 ] &&
-        sentinel_cli SENTINEL ckquorum "$service_name" | grep -q '^OK'
+        sentinel_cli SENTINEL ckquorum "$service_name" | grep '^OK' >/dev/null
 }
 
 # --- The stack ---------------------------------------------------------------------------

@@ -115,8 +115,8 @@ impl Application {
                 config.redis.connection_info().clone(),
                 config.redis_timeouts,
             ),
-            Some(sentinels) => config.redis.sentinel_client(sentinels).map(|client| {
-                RedisStore::with_sentinels(client, sentinels.service(), config.redis_timeouts)
+            Some(sentinels) => config.redis.sentinel_clients(sentinels).map(|clients| {
+                RedisStore::with_sentinels(clients, sentinels.service(), config.redis_timeouts)
             }),
         }
         .map_err(StartError::Store)?;

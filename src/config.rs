@@ -436,16 +436,29 @@ impl RedisTarget {
         self.sentinels.as_ref()
     }
 
-    /// A client that asks the sentinels for the primary and connects to it with
-    /// the data nodes' credentials, database, TLS and RESP3.
-    pub fn sentinel_client(&self, sentinels: &Sentinels) -> RedisResult<SentinelClient> {
-        let settings = self.node.redis_settings();
-        let addresses = sentinels
+    /// One client per sentinel, each able to ask its sentinel for the primary and
+    /// to connect to it with the data nodes' credentials, database, TLS and RESP3.
+    /// One each, so that the store can ask them all at once: a single client asks
+    /// its sentinels one after the other, and one that no longer answers would
+    /// hold every lookup.
+    pub fn sentinel_clients(&self, sentinels: &Sentinels) -> RedisResult<Vec<SentinelClient>> {
+        sentinels
             .addresses
             .iter()
-            .map(|(host, port)| ConnectionAddr::Tcp(host.clone(), *port));
+            .map(|(host, port)| self.sentinel_client(sentinels, host, *port))
+            .collect()
+    }
+
+    fn sentinel_client(
+        &self,
+        sentinels: &Sentinels,
+        host: &str,
+        port: u16,
+    ) -> RedisResult<SentinelClient> {
+        let settings = self.node.redis_settings();
+        let address = ConnectionAddr::Tcp(host.to_owned(), port);
         let mut builder =
-            SentinelClientBuilder::new(addresses, &sentinels.service, SentinelServerType::Master)?
+            SentinelClientBuilder::new([address], &sentinels.service, SentinelServerType::Master)?
                 .set_client_to_redis_protocol(ProtocolVersion::RESP3)
                 .set_client_to_redis_db(settings.db());
         if let Some(username) = settings.username() {
@@ -807,7 +820,7 @@ mod tests {
             shown,
             r#"rediss primary "counts" named by sentinels s1:26379,10.0.0.2:26380,::1:26381 (db 3)"#
         );
-        assert!(parsed.redis.sentinel_client(sentinels).is_ok());
+        assert_eq!(parsed.redis.sentinel_clients(sentinels).unwrap().len(), 3);
 
         for blank in ["", "  "] {
             let parsed = config(&[&format!("--redis-sentinels={blank}")]).unwrap();

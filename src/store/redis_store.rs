@@ -15,6 +15,7 @@ use std::{
 use futures::{
     StreamExt,
     future::{BoxFuture, FutureExt, Shared},
+    stream::FuturesUnordered,
 };
 use redis::{
     AsyncConnectionConfig, Client, ConnectionInfo, ErrorKind, FromRedisValue, ProtocolVersion,
@@ -46,8 +47,8 @@ pub struct RedisStore {
     timeouts: RedisTimeouts,
     link: Arc<Mutex<Link>>,
     observer: Option<Arc<dyn StoreObserver>>,
-    /// In Sentinel mode, the task that listens for a new primary.
-    watcher: Option<AbortHandle>,
+    /// In Sentinel mode, the tasks that listen for a new primary, one per sentinel.
+    watchers: Vec<AbortHandle>,
 }
 
 /// Where each connection attempt goes.
@@ -55,8 +56,9 @@ pub struct RedisStore {
 enum Source {
     /// Always the same server.
     Server(Box<Client>),
-    /// Whichever server the sentinels name as primary at the time of the attempt.
-    Sentinels(Arc<tokio::sync::Mutex<SentinelClient>>),
+    /// Whichever server the sentinels name as primary at the time of the attempt:
+    /// one client per sentinel.
+    Sentinels(Arc<[Sentinel]>),
 }
 
 /// How long the store waits before listening to the sentinels again after losing them.
@@ -71,6 +73,8 @@ struct Connection {
     inner: MultiplexedConnection,
     closed: Arc<AtomicBool>,
 }
+
+type Sentinel = tokio::sync::Mutex<SentinelClient>;
 
 type Attempt = Shared<BoxFuture<'static, Result<Connection, RedisError>>>;
 
@@ -104,23 +108,31 @@ impl RedisStore {
         ))
     }
 
-    /// Prepares a store that asks `sentinels` for the primary of `service` before
-    /// every connection, and drops its connection as soon as a sentinel announces
-    /// a new primary. Must be called within a Tokio runtime.
+    /// Prepares a store that asks `sentinels`, one client per sentinel, for the
+    /// primary of `service` before every connection, and drops its connection as
+    /// soon as any sentinel announces a new primary. Must be called within a Tokio
+    /// runtime.
     pub fn with_sentinels(
-        sentinels: SentinelClient,
+        sentinels: Vec<SentinelClient>,
         service: &str,
         timeouts: RedisTimeouts,
     ) -> Self {
-        let sentinels = Arc::new(tokio::sync::Mutex::new(sentinels));
+        let sentinels: Arc<[Sentinel]> = sentinels.into_iter().map(Sentinel::new).collect();
         let mut store = Self::from_source(Source::Sentinels(Arc::clone(&sentinels)), timeouts);
-        let watcher = tokio::spawn(watch_switches(
-            sentinels,
-            service.to_owned(),
-            timeouts.connect,
-            Arc::clone(&store.link),
-        ));
-        store.watcher = Some(watcher.abort_handle());
+        // Each sentinel is listened to, so that one which stops answering, or
+        // misses the failover, does not keep the news from the store.
+        store.watchers = (0..sentinels.len())
+            .map(|index| {
+                tokio::spawn(watch_switches(
+                    Arc::clone(&sentinels),
+                    index,
+                    service.to_owned(),
+                    timeouts.connect,
+                    Arc::clone(&store.link),
+                ))
+                .abort_handle()
+            })
+            .collect();
         store
     }
 
@@ -133,7 +145,7 @@ impl RedisStore {
                 state: LinkState::Idle,
             })),
             observer: None,
-            watcher: None,
+            watchers: Vec::new(),
         }
     }
 
@@ -250,7 +262,7 @@ impl RedisStore {
 
 impl Drop for RedisStore {
     fn drop(&mut self) {
-        if let Some(watcher) = &self.watcher {
+        for watcher in &self.watchers {
             watcher.abort();
         }
     }
@@ -262,8 +274,23 @@ impl Source {
         match self {
             Self::Server(client) => Ok(Client::clone(client)),
             Self::Sentinels(sentinels) => {
+                // All at once, the first primary named wins: a sentinel that stopped
+                // answering costs nothing while another one answers.
+                let mut lookups: FuturesUnordered<_> = sentinels
+                    .iter()
+                    .map(|sentinel| async move { sentinel.lock().await.async_get_client().await })
+                    .collect();
                 let client = bounded(wait, async {
-                    sentinels.lock().await.async_get_client().await
+                    let mut failure = None;
+                    while let Some(lookup) = lookups.next().await {
+                        match lookup {
+                            Ok(client) => return Ok(client),
+                            Err(err) => failure = Some(err),
+                        }
+                    }
+                    Err(failure.unwrap_or_else(|| {
+                        RedisError::from((ErrorKind::InvalidClientConfig, "no sentinel to ask"))
+                    }))
                 })
                 .await?;
                 tracing::debug!(primary = %client.get_connection_info().addr(), "the sentinels named the primary");
@@ -280,31 +307,33 @@ async fn bounded<T>(wait: Duration, work: impl Future<Output = RedisResult<T>>) 
         .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut).into()))
 }
 
-/// Listens to the sentinels until the store is dropped (which aborts it); whenever
-/// one announces a new primary of `service`, the current connection is dropped, so
-/// the next visitor is counted by the new primary rather than failed by the old one.
+/// Listens to the sentinel at `index` until the store is dropped (which aborts it);
+/// whenever it announces a new primary of `service`, the current connection is
+/// dropped, so the next visitor is counted by the new primary rather than failed
+/// by the old one.
 async fn watch_switches(
-    sentinels: Arc<tokio::sync::Mutex<SentinelClient>>,
+    sentinels: Arc<[Sentinel]>,
+    index: usize,
     service: String,
     wait: Duration,
     link: Arc<Mutex<Link>>,
 ) {
     loop {
-        if let Err(err) = listen_for_switches(&sentinels, &service, wait, &link).await {
-            tracing::warn!(error = %err, "cannot hear the sentinels; trying again");
+        if let Err(err) = listen_for_switches(&sentinels[index], &service, wait, &link).await {
+            tracing::warn!(error = %err, sentinel = index + 1, "cannot hear a sentinel; trying again");
         }
         tokio::time::sleep(RELISTEN_DELAY).await;
     }
 }
 
 async fn listen_for_switches(
-    sentinels: &tokio::sync::Mutex<SentinelClient>,
+    sentinel: &Sentinel,
     service: &str,
     wait: Duration,
     link: &Mutex<Link>,
 ) -> RedisResult<()> {
     let mut pubsub = bounded(wait, async {
-        let sentinel = sentinels.lock().await.async_get_sentinel_client().await?;
+        let sentinel = sentinel.lock().await.async_get_sentinel_client().await?;
         let mut pubsub = sentinel.get_async_pubsub().await?;
         pubsub.subscribe(SWITCH_CHANNEL).await?;
         Ok(pubsub)

@@ -120,6 +120,9 @@ pub trait Failover: Send + Sync {
     fn freeze_primary(&self) -> BoxFuture<'_, Result<()>>;
     /// Waits until the sentinels name a primary other than the first one.
     fn await_new_primary(&self) -> BoxFuture<'_, Result<()>>;
+    /// Freezes the first sentinel in the service's list: connections to it stay
+    /// open but it answers nothing.
+    fn freeze_first_sentinel(&self) -> BoxFuture<'_, Result<()>>;
     /// Thaws the frozen primary.
     fn thaw_old_primary(&self) -> BoxFuture<'_, Result<()>>;
     /// Waits until the old primary replicates the new one and holds `views`.

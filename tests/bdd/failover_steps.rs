@@ -28,6 +28,11 @@ async fn primary_stops_answering(world: &mut PageTrackerWorld) -> Result<()> {
     world.driver()?.failover()?.freeze_primary().await
 }
 
+#[given("the first sentinel the service knows stops answering, keeping its connections open")]
+async fn first_sentinel_stops_answering(world: &mut PageTrackerWorld) -> Result<()> {
+    world.driver()?.failover()?.freeze_first_sentinel().await
+}
+
 #[given("the sentinels have named a new primary")]
 #[when("the sentinels have named a new primary")]
 async fn sentinels_name_a_new_primary(world: &mut PageTrackerWorld) -> Result<()> {

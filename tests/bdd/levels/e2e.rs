@@ -327,6 +327,19 @@ impl Failover for StackFailover {
         async move { self.view.await_new_primary(&self.lost()?).await }.boxed()
     }
 
+    fn freeze_first_sentinel(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let address = self
+                .view
+                .addresses
+                .first()
+                .context("no sentinel is configured")?;
+            let mut sentinel = self.view.answering(address).await?;
+            pause_clients(&mut sentinel, PRIMARY_FREEZE, &self.paused_until).await
+        }
+        .boxed()
+    }
+
     fn thaw_old_primary(&self) -> BoxFuture<'_, Result<()>> {
         async move {
             // CLIENT UNPAUSE would be held like every other command: wait the pause out.

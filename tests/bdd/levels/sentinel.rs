@@ -37,6 +37,8 @@ const FAILOVER_TIMEOUT_MS: u64 = 10_000;
 /// Bound on every wait for the sentinels or the replicas.
 const TOPOLOGY_WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
+/// How long a sentinel may take to answer PING before the harness takes it as frozen.
+const SENTINEL_ANSWER: Duration = Duration::from_secs(1);
 
 /// The Redis users of every data node, without their passwords: the same file the
 /// deployments use.
@@ -95,7 +97,7 @@ impl Passwords {
 struct Topology {
     /// The first primary, then its replicas.
     nodes: Vec<Node>,
-    _sentinels: Vec<ContainerAsync<GenericImage>>,
+    sentinels: Vec<ContainerAsync<GenericImage>>,
     /// The harness' view of the sentinels, signing in to the data nodes as `admin`.
     view: Arc<SentinelView>,
     passwords: Passwords,
@@ -215,7 +217,7 @@ impl Topology {
         });
         let topology = Self {
             nodes,
-            _sentinels: sentinels,
+            sentinels,
             view,
             passwords,
             lost: Mutex::new(None),
@@ -305,12 +307,26 @@ impl SentinelView {
     async fn sentinel(&self) -> Result<MultiplexedConnection> {
         let mut last = None;
         for address in &self.addresses {
-            match connect(&self.sentinel_url(address)).await {
+            match self.answering(address).await {
                 Ok(connection) => return Ok(connection),
                 Err(err) => last = Some(err),
             }
         }
         Err(last.context("no sentinel configured")?)
+    }
+
+    /// A connection to the sentinel at `address`, if it answers at once: a scenario
+    /// may have frozen it.
+    pub async fn answering(&self, address: &str) -> Result<MultiplexedConnection> {
+        tokio::time::timeout(SENTINEL_ANSWER, async {
+            let mut connection = connect(&self.sentinel_url(address)).await?;
+            redis::cmd("PING").exec_async(&mut connection).await?;
+            Ok(connection)
+        })
+        .await
+        .with_context(|| {
+            format!("the sentinel at {address} did not answer within {SENTINEL_ANSWER:?}")
+        })?
     }
 
     /// The host the sentinels name as primary now.
@@ -353,19 +369,20 @@ impl SentinelView {
         Ok(())
     }
 
-    /// Waits until every sentinel names the same primary, other than `lost`: each
-    /// has then announced the switch to its listeners.
+    /// Waits until every sentinel that answers, a majority at least, names the same
+    /// primary, other than `lost`: each has then announced the switch to its listeners.
     pub async fn await_new_primary(&self, lost: &str) -> Result<()> {
         poll(
-            "every sentinel to name the same new primary",
+            "the sentinels to name the same new primary",
             || async move {
                 let mut named = Vec::with_capacity(self.addresses.len());
                 for address in &self.addresses {
-                    named.push(
-                        named_primary(&mut connect(&self.sentinel_url(address)).await?).await?,
-                    );
+                    if let Ok(mut sentinel) = self.answering(address).await {
+                        named.push(named_primary(&mut sentinel).await?);
+                    }
                 }
-                let agreed = named.iter().all(|host| host != lost && *host == named[0]);
+                let agreed = named.len() * 2 > self.addresses.len()
+                    && named.iter().all(|host| host != lost && *host == named[0]);
                 Ok((!agreed).then(|| format!("{named:?}")))
             },
         )
@@ -573,6 +590,18 @@ impl Failover for Arc<Topology> {
 
     fn await_new_primary(&self) -> BoxFuture<'_, Result<()>> {
         async move { self.view.await_new_primary(&self.lost()?).await }.boxed()
+    }
+
+    fn freeze_first_sentinel(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            self.sentinels
+                .first()
+                .context("this topology has no sentinel")?
+                .pause()
+                .await?;
+            Ok(())
+        }
+        .boxed()
     }
 
     fn thaw_old_primary(&self) -> BoxFuture<'_, Result<()>> {
