@@ -11,8 +11,15 @@
 #   REDIS_ANNOUNCE_HOST    this node's name on the network, announced to the
 #                          primary and so to the sentinels and clients
 #   REDIS_PRIMARY_HOST     empty on the primary; the primary's name on a replica.
+#                          A node named as its own primary is the primary, so the
+#                          pods of one StatefulSet can share one environment.
 #                          After a failover the sentinels reconfigure every node,
 #                          a returning one included, whatever it was started as.
+#   REDIS_SENTINELS        optional, host:port,... of the sentinels (with
+#                          REDIS_SENTINEL_PASSWORD, and REDIS_SENTINEL_SERVICE,
+#                          default page-tracker): the node first asks them for the
+#                          current primary and, when one answers, follows that
+#                          instead of REDIS_PRIMARY_HOST (see below)
 #   REDIS_SERVICE_PASSWORD        user page-tracker: the service
 #   REDIS_TEST_PASSWORD           user page-tracker-test: the e2e level
 #   REDIS_EXPORTER_PASSWORD       user exporter: redis_exporter
@@ -64,6 +71,31 @@ user $name $rules"
 user $name $rules >$password"
 done <"$here/users.acl"
 : "${REDIS_ANNOUNCE_HOST:=$(hostname)}"
+
+# The primary the sentinels name now, when they are asked and one answers. A
+# primary restarted after a failover would otherwise come back as a second
+# primary, with its old count, until the sentinels see it and demote it; asked
+# first, it returns as a replica of its successor. No answer (the first start,
+# before any sentinel runs) leaves REDIS_PRIMARY_HOST as given.
+if [ -n "${REDIS_SENTINELS:-}" ]; then
+    for sentinel in $(echo "$REDIS_SENTINELS" | tr , ' '); do
+        answer=$(REDISCLI_AUTH="${REDIS_SENTINEL_PASSWORD:-}" timeout 3 redis-cli --raw \
+            -h "${sentinel%:*}" -p "${sentinel##*:}" \
+            SENTINEL get-master-addr-by-name "${REDIS_SENTINEL_SERVICE:-page-tracker}" 2>/dev/null) || continue
+        # Two lines, a name and a port; anything else (an error, no such service) is no answer.
+        set -f
+        # shellcheck disable=SC2086 # split into its words on purpose, globbing off
+        set -- $answer
+        set +f
+        if [ $# -ne 2 ] || [ "$2" != 6379 ]; then continue; fi
+        echo "redis-node: the sentinel $sentinel names $1 as the primary"
+        REDIS_PRIMARY_HOST=$1
+        break
+    done
+fi
+if [ "${REDIS_PRIMARY_HOST:-}" = "$REDIS_ANNOUNCE_HOST" ]; then
+    REDIS_PRIMARY_HOST=""
+fi
 
 # Replicas authenticate as the replication user, and announce a name rather than
 # an address, so a node restarted with another address is still found.

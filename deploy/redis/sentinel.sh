@@ -13,6 +13,8 @@
 #   REDIS_SENTINEL_PASSWORD       the sentinels' own password (requirepass): clients
 #                                 and the other sentinels authenticate with it
 #   REDIS_SENTINEL_USER_PASSWORD  user sentinel on the data nodes
+#   REDIS_NODES                   optional, host,... of every data node: the sentinel
+#                                 first asks them which is primary now (see below)
 #   SENTINEL_QUORUM, SENTINEL_DOWN_AFTER_MS, SENTINEL_FAILOVER_TIMEOUT_MS
 #                                 see the defaults below
 set -eu
@@ -29,6 +31,24 @@ done
 : "${SENTINEL_ANNOUNCE_HOST:?sentinel: SENTINEL_ANNOUNCE_HOST must name this sentinel}"
 : "${REDIS_PRIMARY_HOST:?sentinel: REDIS_PRIMARY_HOST must name the primary}"
 service=${REDIS_SENTINEL_SERVICE:-page-tracker}
+
+# The primary now, when the data nodes are named: the one whose ROLE says master.
+# Sentinels that all start afresh after a failover would otherwise watch the node
+# they were configured with, a replica by then, and find no primary; one sentinel
+# started alone learns the current primary from the others either way. No node
+# answering master leaves REDIS_PRIMARY_HOST as given.
+primary=$REDIS_PRIMARY_HOST
+if [ -n "${REDIS_NODES:-}" ]; then
+    for node in $(echo "$REDIS_NODES" | tr , ' '); do
+        role=$(REDISCLI_AUTH="$REDIS_SENTINEL_USER_PASSWORD" timeout 3 redis-cli --raw --user sentinel \
+            -h "$node" ROLE 2>/dev/null | head -n 1) || continue
+        if [ "$role" = master ]; then
+            [ "$node" = "$primary" ] || echo "sentinel: $node says it is the primary"
+            primary=$node
+            break
+        fi
+    done
+fi
 
 # Two of the three sentinels must agree that the primary is down. It is judged
 # down after 2 s without a valid answer (it is pinged every second); with the
@@ -47,7 +67,7 @@ sentinel resolve-hostnames yes
 sentinel announce-hostnames yes
 sentinel announce-ip $SENTINEL_ANNOUNCE_HOST
 requirepass $REDIS_SENTINEL_PASSWORD
-sentinel monitor $service $REDIS_PRIMARY_HOST 6379 $quorum
+sentinel monitor $service $primary 6379 $quorum
 sentinel auth-user $service sentinel
 sentinel auth-pass $service $REDIS_SENTINEL_USER_PASSWORD
 sentinel down-after-milliseconds $service $down_after
