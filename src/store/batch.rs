@@ -364,6 +364,38 @@ mod tests {
         }
     }
 
+    /// A store that panics: its batch is told the count was abandoned, and the next
+    /// visitor is counted by a new sender rather than left waiting for the dead one.
+    #[tokio::test(start_paused = true)]
+    async fn a_sender_that_dies_leaves_the_counter_usable() {
+        struct PanicsOnce(AtomicI64);
+        impl Store for PanicsOnce {
+            fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
+                let calls = self.0.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert!(calls > 0, "a store failing in a way nobody planned for");
+                    Ok(views as i64)
+                }
+                .boxed()
+            }
+            fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+                async { Ok(()) }.boxed()
+            }
+        }
+        let counter = BatchedCounter::new(
+            Arc::new(PanicsOnce(AtomicI64::new(0))),
+            Duration::from_secs(5),
+        );
+        assert!(matches!(
+            counter.count_visit().await,
+            Err(StoreError::Abandoned)
+        ));
+        let next = tokio::time::timeout(Duration::from_secs(60), counter.count_visit())
+            .await
+            .expect("the next visitor waited for the sender that died");
+        assert_eq!(next.unwrap(), 1);
+    }
+
     /// A store that never answers: the batch is apologised to after the deadline, and
     /// the next visitor is sent at once in a batch of its own.
     #[tokio::test(start_paused = true)]
