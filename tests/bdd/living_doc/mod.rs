@@ -48,8 +48,9 @@ use cucumber::{
 pub use self::report::NotRun;
 use self::{diff::Diff, history::History, model::Book, report::LevelRun};
 
-/// The levels, in the order the page shows them.
-const LEVELS: [&str; 3] = ["unit", "integration", "e2e"];
+/// The levels, in the order the page shows them: e2e-ha is the e2e level run
+/// against the ha stack (`scripts/e2e.sh --ha`), which checks the failover.
+const LEVELS: [&str; 4] = ["unit", "integration", "e2e", "e2e-ha"];
 
 /// Where the inputs are and what to write.
 #[derive(Debug, Clone)]
