@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Failover of the `ha` topology (deploy/compose.ha.yml) under load, measured.
+# Failover of the `ha` topology (deploy/compose.ha.yml, deploy/swarm/stack.ha.yml)
+# under load, measured.
 #
-#   scripts/failover.sh [--rounds N] [--replicas N] [--connections C] [--settle S] [--target S]
+#   scripts/failover.sh [--engine compose|swarm] [--rounds N] [--replicas N] [--connections C]
+#                       [--settle S] [--target S]
 #
 # Starts the ha stack under a compose project of its own (FAILOVER_PROJECT, default
-# page-tracker-failover) with N web replicas (default 3) of PAGE_TRACKER_IMAGE
+# page-tracker-failover), or with --engine swarm as a Swarm stack of that name
+# (deploy/swarm/stack.yml and stack.ha.yml; the swarm and the three placement
+# labels as scripts/rollout-swarm.sh sets them up and removes them), with N web replicas (default 3) of PAGE_TRACKER_IMAGE
 # (default page-tracker:latest), the load balancer on PAGE_TRACKER_PORT (default: the
 # first free port from 18100), and passwords of its own for every Redis user (those
 # set in the environment are used instead; none is printed). Then, for each of N
@@ -21,7 +25,8 @@
 #     visits lost: those answered 200 that the counter on the new primary does not
 #     hold (acknowledged by the old primary, not yet copied to its replicas; up to
 #     C requests abandoned in flight when wrk stops can hide as many losses);
-#   - starts the old primary again and waits until it follows the new one, the
+#   - starts the old primary again (on Swarm, Swarm starts a new task for it) and
+#     waits until it follows the new one, the
 #     sentinels see both replicas and the topology is back to one primary and two
 #     replicas in sync.
 #
@@ -36,9 +41,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-rounds=5 replicas=3 connections=32 settle=5 target=10 recovery_limit=60
+engine=compose rounds=5 replicas=3 connections=32 settle=5 target=10 recovery_limit=60
 while [ $# -gt 0 ]; do
     case "$1" in
+        --engine) engine=${2:?}; shift ;;
         --rounds) rounds=${2:?}; shift ;;
         --replicas) replicas=${2:?}; shift ;;
         --connections) connections=${2:?}; shift ;;
@@ -51,6 +57,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive number"
 [[ "$replicas" =~ ^([1-9]|10)$ ]] || die "--replicas must be 1 to 10 (the load balancer has 10 slots)"
+[[ "$engine" =~ ^(compose|swarm)$ ]] || die "--engine compose or --engine swarm"
 
 project=${FAILOVER_PROJECT:-page-tracker-failover}
 image=${PAGE_TRACKER_IMAGE:-page-tracker:latest}
@@ -78,6 +85,17 @@ load_url="http://127.0.0.1:$PAGE_TRACKER_PORT/"
 redis_passwords SERVICE TEST EXPORTER ADMIN REPLICATION SENTINEL_USER SENTINEL
 
 stack() { "${COMPOSE[@]}" --project-name "$project" -f docker-compose.yml -f deploy/compose.ha.yml "$@"; }
+# container_of SERVICE: the service's (running) container.
+container_of() {
+    if [ "$engine" = swarm ]; then swarm_task "${project}_$1"; else stack ps -q "$1"; fi
+}
+if [ "$engine" = swarm ]; then
+    # stack deploy reads no .env file: what deploy/swarm/*.yml take from the environment.
+    export STACK_NAME=$project HAPROXY_IMAGE=${HAPROXY_IMAGE:-haproxy:2.6-bookworm}
+    export HAPROXY_CONFIG_DIGEST REDIS_SCRIPTS_DIGEST
+    HAPROXY_CONFIG_DIGEST=$(sha256sum deploy/haproxy/haproxy.cfg | cut -c1-12)
+    REDIS_SCRIPTS_DIGEST=$(cat deploy/redis/*.sh deploy/redis/users.acl | sha256sum | cut -c1-12)
+fi
 work=$(mktemp -d)
 
 cleanup() {
@@ -86,9 +104,21 @@ cleanup() {
     set +e
     stop_load
     if [ "$status" -ne 0 ] && [ -n "${project_started:-}" ]; then
-        stack logs --no-color --tail 20 redis-sentinel-1 >&2 2>/dev/null
+        docker logs --tail 20 "$(container_of redis-sentinel-1)" >&2 2>&1
     fi
-    stack down --volumes --remove-orphans --timeout 30 >/dev/null 2>&1
+    if [ "$engine" = compose ]; then
+        stack down --volumes --remove-orphans --timeout 30 >/dev/null 2>&1
+    else
+        if [ -n "${project_started:-}" ]; then
+            docker stack rm "$project" >/dev/null 2>&1
+            # Containers and network go asynchronously; the volumes only once they have.
+            wait_until 90 swarm_stack_gone "$project" || warn "stack $project: containers still there after 90s"
+            for volume in $(docker volume ls -q --filter "label=com.docker.stack.namespace=$project"); do
+                wait_until 30 docker volume rm "$volume" || warn "volume $volume not removed"
+            done
+        fi
+        swarm_leave
+    fi
     rm -rf "$work"
     exit "$status"
 }
@@ -101,7 +131,7 @@ trap 'exit 143' TERM
 # sentinel_cli ARG...: a command to the first sentinel.
 sentinel_cli() {
     # shellcheck disable=SC2016 # expanded by the container's shell
-    docker exec "$(stack ps -q redis-sentinel-1)" \
+    docker exec "$(container_of redis-sentinel-1)" \
         sh -c 'REDISCLI_AUTH="$REDIS_SENTINEL_PASSWORD" exec redis-cli -p 26379 "$@"' _ "$@"
 }
 # node_cli CONTAINER ARG...: a command to a data node, as its operator user.
@@ -119,7 +149,7 @@ switched_after() {
     since=$(date -u -d "@$(($1 / 1000000000))" --iso-8601=seconds)
     for sentinel in redis-sentinel-1 redis-sentinel-2 redis-sentinel-3; do
         # 1:X 27 Nov 2026 18:29:00.904 # +switch-master ...
-        line=$(docker logs --since "$since" "$(stack ps -q "$sentinel")" 2>&1 | grep -m 1 -- '+switch-master') ||
+        line=$(docker logs --since "$since" "$(container_of "$sentinel")" 2>&1 | grep -m 1 -- '+switch-master') ||
             continue
         stamp=$(date -u -d "$(awk '{ print $2, $3, $4, $5 }' <<<"$line")" +%s%N)
         if [ -z "$first" ] || [ "$stamp" -lt "$first" ]; then first=$stamp; fi
@@ -132,14 +162,14 @@ sentinel_events() {
     local since sentinel
     since=$(date -u -d "@$(($1 / 1000000000))" --iso-8601=seconds)
     for sentinel in redis-sentinel-1 redis-sentinel-2 redis-sentinel-3; do
-        docker logs --since "$since" "$(stack ps -q "$sentinel")" 2>&1 |
+        docker logs --since "$since" "$(container_of "$sentinel")" 2>&1 |
             grep -E -- '[-+](sdown master|odown|try-failover|elected-leader|failover-abort[a-z-]*|switch-master|vote-for-leader|new-epoch|selected-slave|failover-end) ' |
             sed "s/^/    $sentinel: /" >&2
     done
 }
 # primary_host: the primary's name as the sentinels announce it (a compose service name).
 primary_host() { sentinel_cli SENTINEL get-master-addr-by-name "$service_name" | head -n 1; }
-views() { page_views "$(stack ps -q "$(primary_host)")"; }
+views() { page_views "$(container_of "$(primary_host)")"; }
 # not_primary HOST: the first sentinel names another primary than HOST.
 not_primary() { local now; now=$(primary_host) && [ -n "$now" ] && [ "$now" != "$1" ]; }
 
@@ -148,7 +178,7 @@ not_primary() { local now; now=$(primary_host) && [ -n "$now" ] && [ "$now" != "
 settled() {
     local primary=$1 node info
     for node in "${data_nodes[@]}"; do
-        info=$(node_cli "$(stack ps -q "$node")" INFO replication | tr -d '\r') || return 1
+        info=$(node_cli "$(container_of "$node")" INFO replication | tr -d '\r') || return 1
         if [ "$node" = "$primary" ]; then
             grep -qx 'role:master' <<<"$info" && grep -qx 'connected_slaves:2' <<<"$info" || return 1
         else
@@ -166,11 +196,24 @@ command -v wrk >/dev/null || apt_install "the failover is measured under load fr
     die "wrk is needed"
 docker image inspect "$image" >/dev/null 2>&1 || die "no image $image: build it first (docker compose build)"
 
-log "starting the ha stack: $replicas replicas of $image, 3 Redis nodes, 3 sentinels (project $project, port $PAGE_TRACKER_PORT)"
-stack down --volumes --remove-orphans >/dev/null 2>&1 || true
-project_started=1
-stack up -d --no-build --scale web-service="$replicas" load-balancer "${data_nodes[@]:1}" 2>&1 | sed 's/^/    /'
-lb_id=$(stack ps -q load-balancer)
+log "starting the ha stack ($engine): $replicas replicas of $image, 3 Redis nodes, 3 sentinels (project $project, port $PAGE_TRACKER_PORT)"
+if [ "$engine" = compose ]; then
+    stack down --volumes --remove-orphans >/dev/null 2>&1 || true
+    project_started=1
+    stack up -d --no-build --scale web-service="$replicas" load-balancer "${data_nodes[@]:1}" 2>&1 | sed 's/^/    /'
+else
+    swarm_enter
+    # Every data node's volume on this node.
+    swarm_label page-tracker.redis page-tracker.redis-replica-1 page-tracker.redis-replica-2
+    ! docker stack ls --format '{{.Name}}' | grep -qx "$project" || die "a stack $project already runs"
+    project_started=1
+    docker stack deploy --resolve-image=never -c deploy/swarm/stack.yml -c deploy/swarm/stack.ha.yml "$project" 2>&1 |
+        grep -v -e 'detach=false' -e 'future release' | sed 's/^/    /'
+    docker service scale --detach "${project}_web-service=$replicas" >/dev/null
+    lb_running() { [ -n "$(container_of load-balancer)" ]; }
+    wait_until 120 lb_running || die "the load balancer has not started"
+fi
+lb_id=$(container_of load-balancer)
 wait_until 120 lb_in_rotation "$lb_id" "$replicas" || die "the load balancer has not got $replicas replicas in rotation"
 wait_until 120 settled "$(primary_host)" || die "the topology did not settle: one primary and two replicas in sync"
 wait_until 60 curl -fsS --max-time 2 "${load_url}ready" || die "the service is not ready through the load balancer"
@@ -182,7 +225,7 @@ problems=() recoveries=() total_apologies=0 total_lost=0
 for round in $(seq 1 "$rounds"); do
     phase="round $round"
     primary=$(primary_host)
-    victim=$(stack ps -q "$primary")
+    victim=$(container_of "$primary")
     start_load
     started=$(date +%s%N)
     docker kill "$victim" >/dev/null
@@ -235,8 +278,8 @@ for round in $(seq 1 "$rounds"); do
     total_apologies=$((total_apologies + apologies))
     total_lost=$((total_lost + lost))
 
-    # The old primary returns and must follow the new one.
-    docker start "$victim" >/dev/null
+    # The old primary returns and must follow the new one. Swarm starts a new task by itself.
+    if [ "$engine" = compose ]; then docker start "$victim" >/dev/null; fi
     if ! wait_until 90 settled "$successor"; then
         warn "$phase: FAILED: $primary did not rejoin as a replica of $successor within 90 s"
         problems+=("$phase rejoin")

@@ -3,7 +3,7 @@
 #   . "$(dirname "$0")/lib.sh"
 #
 # Logging under the script's name, the compose command, waiting for a condition,
-# apt-get installs, the load balancer's runtime API, and steady load with its accounting.
+# apt-get installs, a swarm for a run, the load balancer's runtime API, and steady load with its accounting.
 
 # Prefix of log lines; a script may set it before sourcing.
 LIB_PROG=${LIB_PROG:-$(basename "$0" .sh)}
@@ -60,6 +60,73 @@ redis_passwords() {
         [ -n "${!name:-}" ] || printf -v "$name" %s "$(openssl rand -hex 32)"
         export "${name?}"
     done
+}
+
+# --- A swarm for a run -----------------------------------------------------------------
+#
+# swarm_enter: uses the swarm this engine manages, or initialises a single-node one
+# when `docker info` says it is in none (recorded for swarm_leave, with whether the
+# docker_gwbridge network that `swarm init` creates existed before); sets
+# swarm_node to this node's id. Dies when the node is in a swarm but no manager.
+swarm_enter() {
+    case $(docker info --format '{{.Swarm.LocalNodeState}}') in
+        inactive)
+            log "the engine is in no swarm: initialising a single-node swarm for this run"
+            if docker network inspect docker_gwbridge >/dev/null 2>&1; then swarm_gwbridge_existed=1; fi
+            swarm_initialised=1
+            docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+            ;;
+        active)
+            [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ] ||
+                die "this node is in a swarm but not a manager: run on a manager"
+            log "using the swarm this engine is in"
+            ;;
+        *) die "the swarm state is $(docker info --format '{{.Swarm.LocalNodeState}}'): expected inactive or active" ;;
+    esac
+    swarm_node=$(docker info --format '{{.Swarm.NodeID}}')
+}
+
+# swarm_label LABEL...: sets each node label LABEL=true on this node where it is
+# missing; swarm_leave removes those it added.
+swarm_labels_added=()
+swarm_label() {
+    local label
+    for label in "$@"; do
+        if [ "$(docker node inspect "$swarm_node" --format "{{index .Spec.Labels \"$label\"}}")" != true ]; then
+            docker node update --label-add "$label=true" "$swarm_node" >/dev/null
+            swarm_labels_added+=("$label")
+        fi
+    done
+}
+
+# swarm_leave: undoes swarm_label and swarm_enter: removes the labels added, leaves
+# the swarm if swarm_enter initialised it, and removes docker_gwbridge if it was not
+# there before (it outlives the swarm). Never fails: cleanups call it.
+swarm_leave() {
+    local label
+    for label in "${swarm_labels_added[@]}"; do
+        docker node update --label-rm "$label" "$swarm_node" >/dev/null 2>&1 || warn "node label $label not removed"
+    done
+    swarm_labels_added=()
+    [ -n "${swarm_initialised:-}" ] || return 0
+    if docker swarm leave --force >/dev/null 2>&1; then
+        log "left the swarm this run initialised"
+    else
+        warn "could not leave the swarm this run initialised"
+    fi
+    swarm_initialised=""
+    if [ -z "${swarm_gwbridge_existed:-}" ]; then
+        wait_until 30 docker network rm docker_gwbridge || warn "network docker_gwbridge not removed"
+    fi
+    return 0
+}
+
+# swarm_stack_gone STACK: no container of stack STACK is left.
+swarm_stack_gone() { [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$1")" ]; }
+
+# swarm_task SERVICE: a running container of swarm service SERVICE (its full name).
+swarm_task() {
+    docker ps -q --filter "label=com.docker.swarm.service.name=$1" --filter status=running | head -n 1
 }
 
 # container_ip CONTAINER: its address on its (first) network.

@@ -77,23 +77,11 @@ cleanup() {
         if [ "$status" -ne 0 ]; then docker service logs --tail 30 "${stack}_load-balancer" >&2 2>/dev/null; fi
         docker stack rm "$stack" >/dev/null 2>&1
         # The stack's containers and network go asynchronously; the volume only once they have.
-        wait_until 90 stack_gone || warn "stack $stack: containers still there after 90s"
+        wait_until 90 swarm_stack_gone "$stack" || warn "stack $stack: containers still there after 90s"
         wait_until 30 docker volume rm "${stack}_redis-volume" || warn "volume ${stack}_redis-volume not removed"
     fi
     if [ -n "${next_tagged:-}" ]; then docker rmi "$next_image" >/dev/null 2>&1; fi
-    if [ -n "${labelled:-}" ]; then docker node update --label-rm page-tracker.redis "$node" >/dev/null 2>&1; fi
-    if [ -n "${initialised:-}" ]; then
-        if docker swarm leave --force >/dev/null 2>&1; then
-            log "left the swarm this run initialised"
-        else
-            warn "could not leave the swarm this run initialised"
-        fi
-        # `swarm init` creates the bridge its services reach the outside through;
-        # it outlives the swarm.
-        if [ -z "${gwbridge_existed:-}" ]; then
-            wait_until 30 docker network rm docker_gwbridge || warn "network docker_gwbridge not removed"
-        fi
-    fi
+    swarm_leave
     rm -rf "$work"
     exit "$status"
 }
@@ -109,31 +97,12 @@ done
 
 # --- The swarm ------------------------------------------------------------------------
 
-stack_gone() { [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$stack")" ]; }
-
-case $(docker info --format '{{.Swarm.LocalNodeState}}') in
-    inactive)
-        log "the engine is in no swarm: initialising a single-node swarm for this run"
-        if docker network inspect docker_gwbridge >/dev/null 2>&1; then gwbridge_existed=1; fi
-        initialised=1
-        docker swarm init --advertise-addr 127.0.0.1 >/dev/null
-        ;;
-    active)
-        [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ] ||
-            die "this node is in a swarm but not a manager: run on a manager"
-        log "using the swarm this engine is in"
-        ;;
-    *) die "the swarm state is $(docker info --format '{{.Swarm.LocalNodeState}}'): expected inactive or active" ;;
-esac
-node=$(docker info --format '{{.Swarm.NodeID}}')
-if [ "$(docker node inspect "$node" --format '{{index .Spec.Labels "page-tracker.redis"}}')" != true ]; then
-    docker node update --label-add page-tracker.redis=true "$node" >/dev/null
-    labelled=1
-fi
+swarm_enter
+swarm_label page-tracker.redis
 
 # --- The stack and its load balancer --------------------------------------------------
 
-task_of() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$1" --filter status=running | head -n 1; }
+task_of() { swarm_task "${stack}_$1"; }
 views() { page_views "$(task_of redis-service)"; }
 servers() { lb_servers "$(task_of load-balancer)"; }
 in_rotation() { lb_in_rotation "$(task_of load-balancer)" "$1"; }
