@@ -21,9 +21,6 @@ use crate::{
     store::{RedisStore, Store},
 };
 
-/// Open connections at most on the metrics listener: Prometheus needs one or two.
-const METRICS_MAX_CONNECTIONS: usize = 16;
-
 /// The one place the HTTP interface is assembled, whatever the store behind it.
 /// With `metrics`, every request is recorded there.
 pub fn router(state: AppState, metrics: Option<&Metrics>) -> Router {
@@ -181,14 +178,10 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let metrics = self.metrics.map(|metrics| {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let limits = Limits {
-                max_connections: METRICS_MAX_CONNECTIONS,
-                ..self.limits
-            };
             let serving = tokio::spawn(server::serve(
                 metrics.listener,
                 metrics.router,
-                limits,
+                self.limits,
                 async move {
                     let _ = stopped.await;
                 },

@@ -385,3 +385,55 @@ fn to_store_error(err: RedisError, waited: Duration) -> StoreError {
         StoreError::Unreachable(Box::new(err))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use redis::{
+        ConnectionAddr,
+        sentinel::{SentinelClientBuilder, SentinelServerType},
+    };
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A store that is dropped stops calling its sentinels: its listeners do not
+    /// outlive it (the service drops its store only at the end, the tests after
+    /// every scenario).
+    #[tokio::test]
+    async fn a_dropped_store_stops_calling_its_sentinels() {
+        let sentinel = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = sentinel.local_addr().unwrap().port();
+        let client = SentinelClientBuilder::new(
+            [ConnectionAddr::Tcp("127.0.0.1".to_owned(), port)],
+            "page-tracker",
+            SentinelServerType::Master,
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let wait = Duration::from_millis(100);
+        let store = RedisStore::with_sentinels(
+            vec![client],
+            "page-tracker",
+            RedisTimeouts {
+                connect: wait,
+                response: wait,
+            },
+        );
+        // The listener calls at once and, answered by nothing, again after each delay.
+        let call = tokio::time::timeout(Duration::from_secs(10), sentinel.accept()).await;
+        assert!(call.is_ok(), "the store never called its sentinel");
+        drop(store);
+        // Calls already on their way when the store was dropped may still arrive.
+        for _ in 0..5 {
+            if tokio::time::timeout(wait * 3, sentinel.accept())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let later = tokio::time::timeout(RELISTEN_DELAY * 3, sentinel.accept()).await;
+        assert!(later.is_err(), "the dropped store still calls its sentinel");
+    }
+}
