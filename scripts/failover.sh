@@ -8,10 +8,11 @@
 # Starts the ha stack under a compose project of its own (FAILOVER_PROJECT, default
 # page-tracker-failover), or with --engine swarm as a Swarm stack of that name
 # (deploy/swarm/stack.yml and stack.ha.yml; the swarm and the three placement
-# labels as scripts/rollout-swarm.sh sets them up and removes them), with N web replicas (default 3) of PAGE_TRACKER_IMAGE
-# (default page-tracker:latest), the load balancer on PAGE_TRACKER_PORT (default: the
-# first free port from 18100), and passwords of its own for every Redis user (those
-# set in the environment are used instead; none is printed). Then, for each of N
+# labels as scripts/rollout-swarm.sh sets them up and removes them), with N web
+# replicas (default 3) of PAGE_TRACKER_IMAGE (default page-tracker:latest), the
+# load balancer on PAGE_TRACKER_PORT (default: the first free port from 18100), and
+# passwords of its own for every Redis user (those set in the environment are used
+# instead; none is printed). Then, for each of N
 # rounds (default 5), under steady load from wrk through the load balancer
 # (C connections, default 32) from S seconds (default 5) before the kill until S
 # seconds after the first 200:
