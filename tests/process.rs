@@ -211,3 +211,32 @@ async fn running_out_of_file_descriptors_is_logged_and_the_service_carries_on() 
     assert_eq!(health.status(), 200);
     Ok(())
 }
+
+/// A visit the store cannot count is apologised for, and the log tells the
+/// operator why, with the request's id.
+#[tokio::test]
+async fn a_failed_visit_is_logged_with_its_cause_and_the_request_id() -> Result<()> {
+    let service = ServiceProcess::start(NO_REDIS, &[]).await?;
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let answer = client
+        .get(service.base_url())
+        .header("x-request-id", "visit-from-the-test")
+        .send()
+        .await?;
+    ensure!(answer.status() == 500, "answered {}", answer.status());
+    logged(&service, "request failed").await?;
+    let line = service
+        .log()
+        .lines()
+        .find(|line| line.contains("request failed"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    for needed in [
+        "visit-from-the-test",
+        "could not record the page view",
+        "refused",
+    ] {
+        ensure!(line.contains(needed), "no {needed:?} in the line: {line}");
+    }
+    Ok(())
+}
