@@ -284,3 +284,46 @@ where
         Poll::Ready(result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    /// Every method, route and status the handle cache keeps gets a series of its
+    /// own: no two of them share a slot, so no request is counted under another's labels.
+    #[test]
+    fn every_cached_method_route_and_status_is_a_series_of_its_own() {
+        let mut registry = Registry::default();
+        let metrics = HttpMetrics::register(&mut registry);
+        // Every known method and `_OTHER`, every known route and the unmatched one.
+        for method in 0..=METHODS.len() {
+            for route in (0..ROUTES.len())
+                .map(RouteKey::Known)
+                .chain([RouteKey::Unmatched])
+            {
+                for status in STATUSES {
+                    metrics.observe_with(method, &route, status, |histogram| {
+                        histogram.observe(0.001);
+                    });
+                }
+            }
+        }
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let counts: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("http_server_request_duration_seconds_count"))
+            .collect();
+        assert_eq!(
+            counts.len(),
+            (METHODS.len() + 1) * (ROUTES.len() + 1) * STATUSES.len()
+        );
+        let twice: Vec<_> = counts.iter().filter(|line| !line.ends_with(" 1")).collect();
+        assert!(
+            twice.is_empty(),
+            "series not counted exactly once: {twice:?}"
+        );
+    }
+}
