@@ -34,3 +34,17 @@ Feature: Operators see how the service is doing
     And the operator sees 1 more answer from the page with status 200, each timed
     And the operator sees 1 more answer from the page with status 500, each timed
     And the operator sees 1 more error of the page-view store, of type "unreachable"
+
+  @outage @hang @connections
+  Scenario: Each time the service connects to the store again is counted
+    Given the operator has noted the service's figures
+    And a visitor has opened the page
+    And the page-view store stops answering
+    And a visitor has opened the page
+    And the page-view store has come back
+    And a visitor has opened the page
+    And the page-view store stops answering
+    And a visitor has opened the page
+    And the page-view store has come back
+    When a visitor opens the page
+    Then the operator sees 2 more reconnections to the page-view store

@@ -34,12 +34,14 @@ const FIGURES_POLL: Duration = Duration::from_millis(100);
 const REQUESTS: &str = "http_server_request_duration_seconds";
 const STORE_OPERATIONS: &str = "db_client_operation_duration_seconds";
 const STORE_ERRORS: &str = "page_tracker_store_errors_total";
-const FIGURES: [&str; 5] = [
+const STORE_RECONNECTS: &str = "page_tracker_redis_reconnects_total";
+const FIGURES: [&str; 6] = [
     "http_server_request_duration_seconds_count",
     "http_server_request_duration_seconds_sum",
     "db_client_operation_duration_seconds_count",
     "db_client_operation_duration_seconds_sum",
     STORE_ERRORS,
+    STORE_RECONNECTS,
 ];
 
 // --- Given -----------------------------------------------------------------
@@ -540,6 +542,11 @@ async fn operator_sees_store_errors(
         ("error_type", error_type.as_str()),
     ];
     expect_more(world, STORE_OPERATIONS, &timed, errors, true).await
+}
+
+#[then(expr = "the operator sees {int} more reconnection(s) to the page-view store")]
+async fn operator_sees_reconnections(world: &mut PageTrackerWorld, more: u32) -> Result<()> {
+    expect_more(world, STORE_RECONNECTS, &[], more, false).await
 }
 
 #[then("the operator sees no more series than before")]

@@ -171,7 +171,9 @@ impl Stack {
                 "the deployed Redis is shared: it cannot be slowed down, and its command statistics cover its whole life",
             )
         } else if has("connections") {
-            Some("the deployed Redis also receives its health checks' connections")
+            Some(
+                "the deployed Redis also receives its health checks' connections, and every copy of the service connects to it",
+            )
         } else if has("recovery") && !has("hang") {
             // A paused Redis comes back by itself; a stopped one needs the Docker engine.
             Some("the test-service cannot stop and restart the deployed Redis (no Docker socket)")
