@@ -14,6 +14,7 @@ Feature: Operators see how the service is doing
     Then the operator sees 3 more answers from the page with status 200, each timed
     And the operator sees 1 more answer for a page that does not exist, with status 404
     And the operator sees 3 more visits recorded in the page-view store, each timed
+    And the operator sees no request still being served
 
   Scenario: Asking for pages that do not exist adds no new series
     Given a visitor has asked for "/about"

@@ -252,3 +252,53 @@ impl Drop for Timing<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    /// A store that answers nothing.
+    struct Silent;
+
+    impl Store for Silent {
+        fn add_views(&self, _views: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
+            std::future::pending().boxed()
+        }
+        fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+            std::future::pending().boxed()
+        }
+    }
+
+    /// An operation the service stops waiting for (a readiness check whose client
+    /// hung up) is counted once, as cancelled, and timed.
+    #[tokio::test]
+    async fn an_operation_given_up_is_counted_as_cancelled() {
+        let metrics = Arc::new(Metrics::new());
+        let store = InstrumentedStore::new(Silent, metrics.store());
+        let ping = store.ping();
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(10), ping).await;
+        assert!(waited.is_err());
+        let text = metrics.encode();
+        let counted = |parts: &[&str]| {
+            text.lines()
+                .any(|line| parts.iter().all(|part| line.contains(part)) && line.ends_with(" 1"))
+        };
+        assert!(
+            counted(&[r#"page_tracker_store_errors_total{error_type="cancelled"}"#]),
+            "{text}"
+        );
+        assert!(
+            counted(&[
+                "db_client_operation_duration_seconds_count{",
+                r#"db_operation_name="PING""#,
+                r#"error_type="cancelled""#
+            ]),
+            "{text}"
+        );
+    }
+}

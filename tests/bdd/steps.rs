@@ -35,13 +35,15 @@ const REQUESTS: &str = "http_server_request_duration_seconds";
 const STORE_OPERATIONS: &str = "db_client_operation_duration_seconds";
 const STORE_ERRORS: &str = "page_tracker_store_errors_total";
 const STORE_RECONNECTS: &str = "page_tracker_redis_reconnects_total";
-const FIGURES: [&str; 6] = [
+const ACTIVE_REQUESTS: &str = "http_server_active_requests";
+const FIGURES: [&str; 7] = [
     "http_server_request_duration_seconds_count",
     "http_server_request_duration_seconds_sum",
     "db_client_operation_duration_seconds_count",
     "db_client_operation_duration_seconds_sum",
     STORE_ERRORS,
     STORE_RECONNECTS,
+    ACTIVE_REQUESTS,
 ];
 
 // --- Given -----------------------------------------------------------------
@@ -547,6 +549,22 @@ async fn operator_sees_store_errors(
 #[then(expr = "the operator sees {int} more reconnection(s) to the page-view store")]
 async fn operator_sees_reconnections(world: &mut PageTrackerWorld, more: u32) -> Result<()> {
     expect_more(world, STORE_RECONNECTS, &[], more, false).await
+}
+
+#[then("the operator sees no request still being served")]
+async fn operator_sees_nothing_in_flight(world: &mut PageTrackerWorld) -> Result<()> {
+    let view = world.driver()?.metrics()?;
+    let deadline = tokio::time::Instant::now() + view.patience();
+    loop {
+        let active = sum(&view.samples(&FIGURES).await?, ACTIVE_REQUESTS, &[]);
+        if active == 0.0 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the operator still sees {active} requests being served");
+        }
+        tokio::time::sleep(FIGURES_POLL).await;
+    }
 }
 
 #[then("the operator sees no more series than before")]
