@@ -553,18 +553,11 @@ async fn operator_sees_reconnections(world: &mut PageTrackerWorld, more: u32) ->
 
 #[then("the operator sees no request still being served")]
 async fn operator_sees_nothing_in_flight(world: &mut PageTrackerWorld) -> Result<()> {
-    let view = world.driver()?.metrics()?;
-    let deadline = tokio::time::Instant::now() + view.patience();
-    loop {
-        let active = sum(&view.samples(&FIGURES).await?, ACTIVE_REQUESTS, &[]);
-        if active == 0.0 {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("the operator still sees {active} requests being served");
-        }
-        tokio::time::sleep(FIGURES_POLL).await;
-    }
+    await_figures(world, |samples| {
+        let active = sum(samples, ACTIVE_REQUESTS, &[]);
+        (active != 0.0).then(|| format!("the operator still sees {active} requests being served"))
+    })
+    .await
 }
 
 #[then("the operator sees no more series than before")]
@@ -621,7 +614,6 @@ async fn expect_more(
     timed: bool,
 ) -> Result<()> {
     let noted = noted(world)?;
-    let view = world.driver()?.metrics()?;
     let (count, seconds) = if timed {
         (format!("{metric}_count"), Some(format!("{metric}_sum")))
     } else {
@@ -629,27 +621,41 @@ async fn expect_more(
     };
     let expected = sum(noted, &count, labels) + f64::from(more);
     let time_before = seconds.as_ref().map(|name| sum(noted, name, labels));
-    let deadline = tokio::time::Instant::now() + view.patience();
-    loop {
-        let samples = view.samples(&FIGURES).await?;
-        let counted = sum(&samples, &count, labels);
-        let time_now = seconds.as_ref().map(|name| sum(&samples, name, labels));
+    await_figures(world, |samples| {
+        let counted = sum(samples, &count, labels);
+        let time_now = seconds.as_ref().map(|name| sum(samples, name, labels));
         let timed_ok = match (time_before, time_now) {
             (Some(before), Some(now)) => more == 0 || now > before,
             _ => true,
         };
-        if counted == expected && timed_ok {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!(
+        (counted != expected || !timed_ok).then(|| {
+            format!(
                 "{count}{labels:?}: expected {expected}, the operator sees {counted}{}",
                 match (time_before, time_now) {
                     (Some(before), Some(now)) =>
                         format!("; time spent went from {before} s to {now} s"),
                     _ => String::new(),
                 }
-            );
+            )
+        })
+    })
+    .await
+}
+
+/// Reads the figures until `check` finds what it waits for (it answers `None`),
+/// for at most the level's patience; then fails with what `check` last saw.
+async fn await_figures(
+    world: &PageTrackerWorld,
+    mut check: impl FnMut(&[Sample]) -> Option<String>,
+) -> Result<()> {
+    let view = world.driver()?.metrics()?;
+    let deadline = tokio::time::Instant::now() + view.patience();
+    loop {
+        let Some(seen) = check(&view.samples(&FIGURES).await?) else {
+            return Ok(());
+        };
+        if tokio::time::Instant::now() > deadline {
+            bail!("{seen}");
         }
         tokio::time::sleep(FIGURES_POLL).await;
     }
