@@ -93,9 +93,7 @@ container_of() {
 if [ "$engine" = swarm ]; then
     # stack deploy reads no .env file: what deploy/swarm/*.yml take from the environment.
     export STACK_NAME=$project HAPROXY_IMAGE=${HAPROXY_IMAGE:-haproxy:2.6-bookworm}
-    export HAPROXY_CONFIG_DIGEST REDIS_SCRIPTS_DIGEST
-    HAPROXY_CONFIG_DIGEST=$(sha256sum deploy/haproxy/haproxy.cfg | cut -c1-12)
-    REDIS_SCRIPTS_DIGEST=$(cat deploy/redis/*.sh deploy/redis/users.acl | sha256sum | cut -c1-12)
+    swarm_digests
 fi
 work=$(mktemp -d)
 
@@ -110,14 +108,7 @@ cleanup() {
     if [ "$engine" = compose ]; then
         stack down --volumes --remove-orphans --timeout 30 >/dev/null 2>&1
     else
-        if [ -n "${project_started:-}" ]; then
-            docker stack rm "$project" >/dev/null 2>&1
-            # Containers and network go asynchronously; the volumes only once they have.
-            wait_until 90 swarm_stack_gone "$project" || warn "stack $project: containers still there after 90s"
-            for volume in $(docker volume ls -q --filter "label=com.docker.stack.namespace=$project"); do
-                wait_until 30 docker volume rm "$volume" || warn "volume $volume not removed"
-            done
-        fi
+        if [ -n "${project_started:-}" ]; then swarm_stack_remove "$project"; fi
         swarm_leave
     fi
     rm -rf "$work"

@@ -124,6 +124,27 @@ swarm_leave() {
 # swarm_stack_gone STACK: no container of stack STACK is left.
 swarm_stack_gone() { [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$1")" ]; }
 
+# swarm_stack_remove STACK: removes stack STACK and then its volumes, which Swarm
+# lets go only once the containers, removed asynchronously, are gone. Never fails:
+# cleanups call it.
+swarm_stack_remove() {
+    local volume
+    docker stack rm "$1" >/dev/null 2>&1
+    wait_until 90 swarm_stack_gone "$1" || warn "stack $1: containers still there after 90s"
+    for volume in $(docker volume ls -q --filter "label=com.docker.stack.namespace=$1"); do
+        wait_until 30 docker volume rm "$volume" || warn "volume $volume not removed"
+    done
+    return 0
+}
+
+# swarm_digests: exports the digests deploy/swarm/*.yml name their configs after
+# (a config cannot change in place): HAPROXY_CONFIG_DIGEST and REDIS_SCRIPTS_DIGEST.
+swarm_digests() {
+    HAPROXY_CONFIG_DIGEST=$(sha256sum deploy/haproxy/haproxy.cfg | cut -c1-12)
+    REDIS_SCRIPTS_DIGEST=$(cat deploy/redis/*.sh deploy/redis/users.acl | sha256sum | cut -c1-12)
+    export HAPROXY_CONFIG_DIGEST REDIS_SCRIPTS_DIGEST
+}
+
 # swarm_task SERVICE: a running container of swarm service SERVICE (its full name).
 swarm_task() {
     docker ps -q --filter "label=com.docker.swarm.service.name=$1" --filter status=running | head -n 1

@@ -59,8 +59,8 @@ stack=${ROLLOUT_STACK:-page-tracker-rollout-swarm}
 export PAGE_TRACKER_PORT=${PAGE_TRACKER_PORT:-18092}
 export PAGE_TRACKER_IMAGE=${PAGE_TRACKER_IMAGE:-page-tracker:latest}
 export HAPROXY_IMAGE=${HAPROXY_IMAGE:-haproxy:2.6-bookworm}
-export STACK_NAME=$stack HAPROXY_CONFIG_DIGEST
-HAPROXY_CONFIG_DIGEST=$(sha256sum deploy/haproxy/haproxy.cfg | cut -c1-12)
+export STACK_NAME=$stack
+swarm_digests
 next_image="$PAGE_TRACKER_IMAGE-next"
 web="${stack}_web-service"
 lb_url="http://127.0.0.1:$PAGE_TRACKER_PORT/"
@@ -75,10 +75,7 @@ cleanup() {
     stop_load
     if [ -n "${deployed:-}" ]; then
         if [ "$status" -ne 0 ]; then docker service logs --tail 30 "${stack}_load-balancer" >&2 2>/dev/null; fi
-        docker stack rm "$stack" >/dev/null 2>&1
-        # The stack's containers and network go asynchronously; the volume only once they have.
-        wait_until 90 swarm_stack_gone "$stack" || warn "stack $stack: containers still there after 90s"
-        wait_until 30 docker volume rm "${stack}_redis-volume" || warn "volume ${stack}_redis-volume not removed"
+        swarm_stack_remove "$stack"
     fi
     if [ -n "${next_tagged:-}" ]; then docker rmi "$next_image" >/dev/null 2>&1; fi
     swarm_leave
