@@ -367,7 +367,7 @@ else
     stage workflow-schema "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows \
         .github/workflows/ci.yml
     stage compose-schema "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec \
-        docker-compose.yml deploy/compose.ha.yml deploy/swarm/stack.yml deploy/swarm/stack.ha.yml
+        docker-compose.yml deploy/compose.ha.yml deploy/swarm/stack*.yml
     # Offline here: CI runs the online audits too (with its token).
     stage zizmor "$VENV/bin/zizmor" --offline .github/workflows/
     stage gherkin gherkin

@@ -138,11 +138,13 @@ swarm_stack_remove() {
 }
 
 # swarm_digests: exports the digests deploy/swarm/*.yml name their configs after
-# (a config cannot change in place): HAPROXY_CONFIG_DIGEST and REDIS_SCRIPTS_DIGEST.
+# (a config cannot change in place): HAPROXY_CONFIG_DIGEST, REDIS_SCRIPTS_DIGEST and
+# PROMETHEUS_CONFIG_DIGEST.
 swarm_digests() {
     HAPROXY_CONFIG_DIGEST=$(sha256sum deploy/haproxy/haproxy.cfg | cut -c1-12)
     REDIS_SCRIPTS_DIGEST=$(cat deploy/redis/*.sh deploy/redis/users.acl | sha256sum | cut -c1-12)
-    export HAPROXY_CONFIG_DIGEST REDIS_SCRIPTS_DIGEST
+    PROMETHEUS_CONFIG_DIGEST=$(cat deploy/prometheus/prometheus.yml deploy/prometheus/rules.yml | sha256sum | cut -c1-12)
+    export HAPROXY_CONFIG_DIGEST REDIS_SCRIPTS_DIGEST PROMETHEUS_CONFIG_DIGEST
 }
 
 # swarm_task SERVICE: a running container of swarm service SERVICE (its full name).

@@ -6,8 +6,8 @@
 #   scripts/living-doc-browser.sh [PAGE]    default target/bdd/report.html
 #
 # PAGE's screenshot goes beside it (report.png); the browser's DOM and log to
-# target/living-doc/. LIVING_DOC_BROWSER names the browser (default: chromium; CI runners
-# have google-chrome).
+# target/living-doc/. LIVING_DOC_BROWSER names the browser (default: chromium, Debian's;
+# CI runs this in a Debian container for the same browser).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 

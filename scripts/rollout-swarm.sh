@@ -5,8 +5,9 @@
 #   scripts/rollout-swarm.sh [--replicas N] [--settle S] [--connections C]
 #   scripts/rollout.sh --engine swarm [...]     the same
 #
-# Deploys deploy/swarm/stack.yml as stack ROLLOUT_STACK (default
-# page-tracker-rollout-swarm; the load balancer on PAGE_TRACKER_PORT, default 18092, of
+# Deploys deploy/swarm/stack.yml with its monitoring (stack.monitoring.yml) as
+# stack ROLLOUT_STACK (default page-tracker-rollout-swarm; the load balancer on
+# PAGE_TRACKER_PORT, default 18092, Prometheus on PROMETHEUS_PORT, default 18093, of
 # this node) with PAGE_TRACKER_IMAGE (default page-tracker:latest), then, each
 # phase under steady load from wrk through the load balancer (C connections,
 # default 32), from S seconds (default 5) before the phase's action until S
@@ -21,9 +22,11 @@
 #             rolls it back by itself; scripts/swarm-wait.sh must report it
 #   sigkill   one replica is killed with SIGKILL; Swarm starts another
 #
+# Prometheus must scrape every replica, the load balancer and Redis once deployed,
+# and the two added replicas too while scaled up, with no change to its configuration.
 # For each phase: requests answered, non-2xx, socket errors, and the Redis
 # counter's growth against the 2xx count. Fails when the scale, rolling or
-# rollback phase lost a request, when SIGKILL lost more than the connections in
+# rollback phase lost a request, when Prometheus missed a replica, when SIGKILL lost more than the connections in
 # flight, or when the counter and the 2xx answers differ by more than the
 # requests in flight or failed. Last line:
 # `rollout (swarm): N requests, F failed` (the rolling phase).
@@ -57,6 +60,7 @@ done
 
 stack=${ROLLOUT_STACK:-page-tracker-rollout-swarm}
 export PAGE_TRACKER_PORT=${PAGE_TRACKER_PORT:-18092}
+export PROMETHEUS_PORT=${PROMETHEUS_PORT:-18093}
 export PAGE_TRACKER_IMAGE=${PAGE_TRACKER_IMAGE:-page-tracker:latest}
 export HAPROXY_IMAGE=${HAPROXY_IMAGE:-haproxy:2.6-bookworm}
 export STACK_NAME=$stack
@@ -64,6 +68,7 @@ swarm_digests
 next_image="$PAGE_TRACKER_IMAGE-next"
 web="${stack}_web-service"
 lb_url="http://127.0.0.1:$PAGE_TRACKER_PORT/"
+prometheus_url="http://127.0.0.1:$PROMETHEUS_PORT"
 load_url=$lb_url
 work=$(mktemp -d)
 
@@ -88,7 +93,8 @@ trap 'exit 143' TERM
 
 command -v wrk >/dev/null || apt_install "the rollout is proved under load from wrk" wrk ||
     die "wrk is needed"
-for image in "$PAGE_TRACKER_IMAGE" "$HAPROXY_IMAGE" redis:7.0.15-bookworm; do
+for image in "$PAGE_TRACKER_IMAGE" "$HAPROXY_IMAGE" redis:7.0.15-bookworm prom/prometheus:v2.42.0 \
+    oliver006/redis_exporter:v1.45.0; do
     docker image inspect "$image" >/dev/null 2>&1 || die "no image $image: build it first"
 done
 
@@ -106,7 +112,7 @@ in_rotation() { lb_in_rotation "$(task_of load-balancer)" "$1"; }
 # What failed, as the load balancer logged it.
 on_load_failure() {
     warn "the load balancer's last non-200 answers:"
-    docker logs "$(task_of load-balancer)" 2>&1 | awk '$6 ~ /^[0-9][0-9][0-9]$/ && $6 != 200' | tail -n 10 >&2
+    docker logs "$(task_of load-balancer)" 2>&1 | grep '"status":' | grep -v '"status":200,' | tail -n 10 >&2
 }
 update_started_at() { docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}' "$web"; }
 # update OPTION...: `docker service update OPTION...` of the web service, then waits
@@ -119,10 +125,23 @@ update() {
 }
 update_begun() { [ "$(update_started_at)" != "$1" ]; }
 lb_ready() { curl -fsS --max-time 2 -o /dev/null "$lb_url"; }
+# series QUERY: how many series Prometheus answers QUERY with.
+series() {
+    curl -fsS --max-time 2 "$prometheus_url/api/v1/query" --data-urlencode "query=$1" |
+        python3 -c 'import json, sys; print(len(json.load(sys.stdin)["data"]["result"]))'
+}
+# scraped N: Prometheus scrapes N web replicas, one load balancer and Redis, all up.
+scraped() {
+    [ "$(series 'up{job="page-tracker"} == 1')" -eq "$1" ] && [ "$(series 'up{job="haproxy"} == 1')" -eq 1 ] &&
+        [ "$(series 'redis_up == 1')" -eq 1 ] && [ "$(series 'up == 0')" -eq 0 ]
+}
+targets() { series 'up{job="page-tracker"}'; }
 
 log "deploying stack $stack: $PAGE_TRACKER_IMAGE behind $HAPROXY_IMAGE on port $PAGE_TRACKER_PORT"
 deployed=1
-docker stack deploy --resolve-image=never --compose-file deploy/swarm/stack.yml "$stack" | sed 's/^/    /'
+docker stack deploy --resolve-image=never --compose-file deploy/swarm/stack.yml \
+    --compose-file deploy/swarm/stack.monitoring.yml --compose-file deploy/swarm/stack.prometheus-port.yml \
+    "$stack" | sed 's/^/    /'
 scripts/swarm-wait.sh "${stack}_redis-service" redis:7.0.15-bookworm 120 | sed 's/^/    /'
 scripts/swarm-wait.sh "$web" "$PAGE_TRACKER_IMAGE" 180 | sed 's/^/    /'
 if [ "$replicas" -ne 3 ]; then
@@ -136,10 +155,23 @@ log "$replicas replicas in rotation: $(servers | awk '$6 == 2 { printf "%s=%s ",
 
 problems=()
 
+if wait_until 90 scraped "$replicas"; then
+    log "monitoring: Prometheus scrapes $replicas replicas, the load balancer and Redis"
+else
+    warn "monitoring: FAILED: Prometheus does not scrape $replicas replicas, the load balancer and Redis (web targets: $(targets 2>&1))"
+    problems+=(monitoring)
+fi
+
 log "phase scale: load ($connections connections), $replicas -> $((replicas + 2)) -> $replicas replicas"
 start_load
 docker service scale --detach=false "$web=$((replicas + 2))" >/dev/null
 wait_until 60 in_rotation $((replicas + 2)) || warn "scale: $((replicas + 2)) replicas not in rotation"
+if wait_until 60 scraped $((replicas + 2)); then
+    log "scale: Prometheus scrapes the $((replicas + 2)) replicas"
+else
+    warn "scale: FAILED: Prometheus does not scrape the $((replicas + 2)) replicas (web targets: $(targets 2>&1))"
+    problems+=(monitoring)
+fi
 log "scale: $((replicas + 2)) replicas in rotation; scaling back (the removed ones drain)"
 docker service scale --detach=false "$web=$replicas" >/dev/null
 finish_load scale 0
