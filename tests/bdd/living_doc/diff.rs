@@ -1,16 +1,16 @@
 //! What a change did to the specification's results, against another run
 //! (the latest on `main`), as Markdown for a pull request's job summary.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{cmp::Ordering, collections::BTreeSet};
 
 use askama::Template;
 
 use super::{
     history::Run,
-    model::{Book, Outcome, format_time},
+    model::{Book, LevelSummary, Outcome, format_time},
 };
 
-#[derive(Debug, Template)]
+#[derive(Debug, Default, Template)]
 #[template(path = "diff.md.txt", config = "tests/bdd/living_doc/askama.toml")]
 pub struct Diff {
     /// `commit` at `time` of the run compared against, when there is one.
@@ -35,6 +35,30 @@ pub struct LevelLine {
     pub not_run: usize,
 }
 
+impl LevelLine {
+    fn new(summary: &LevelSummary, base: &Run) -> Self {
+        let level = summary.level;
+        let counted = |passed: bool| {
+            let cells = base.results.values().filter_map(|cells| cells.get(level));
+            cells.filter(|past| past.passed == passed).count()
+        };
+        let change = |now: usize, then: usize| match now.cmp(&then) {
+            _ if !base.levels.contains_key(level) => String::new(),
+            Ordering::Greater => format!(" (+{})", now - then),
+            Ordering::Less => format!(" (−{})", then - now),
+            Ordering::Equal => String::new(),
+        };
+        Self {
+            level,
+            passed: summary.passed,
+            passed_change: change(summary.passed, counted(true)),
+            failed: summary.failed,
+            failed_change: change(summary.failed, counted(false)),
+            not_run: summary.not_run,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Failing {
     pub level: &'static str,
@@ -47,128 +71,80 @@ pub struct Failing {
 
 impl Diff {
     pub fn new(book: &Book, baseline: Option<&Run>) -> Self {
-        let empty = Run {
-            commit: String::new(),
-            time: jiff::Timestamp::UNIX_EPOCH,
-            levels: BTreeMap::new(),
-            results: BTreeMap::new(),
-        };
+        let empty = Run::default();
         let base = baseline.unwrap_or(&empty);
+        let keys: BTreeSet<&String> = book.rows().map(|row| &row.key).collect();
+        let removed = base.results.keys().filter(|key| !keys.contains(*key));
+        let levels = book.levels.iter().map(|line| LevelLine::new(line, base));
+        let reported = book.levels.iter().filter(|level| level.problem.is_none());
+        let reported: Vec<&str> = reported.map(|level| level.level).collect();
         let mut diff = Self {
             baseline: baseline
                 .map(|run| format!("`{}` ({})", md(&run.commit), format_time(run.time))),
-            levels: Vec::new(),
-            newly_failing: Vec::new(),
-            newly_passing: Vec::new(),
-            added: Vec::new(),
-            removed: Vec::new(),
-            coverage: Vec::new(),
-            still_failing: 0,
+            levels: levels.collect(),
+            removed: removed.map(|key| md(key)).collect(),
+            ..Self::default()
         };
-        let keys: BTreeSet<&str> = book.rows().map(|row| row.key.as_str()).collect();
-        diff.removed = base
-            .results
-            .keys()
-            .filter(|key| !keys.contains(key.as_str()))
-            .map(|key| md(key))
-            .collect();
-        let reported: Vec<&str> = book
-            .levels
-            .iter()
-            .filter(|l| l.problem.is_none())
-            .map(|l| l.level)
-            .collect();
 
-        let nothing = BTreeMap::new();
         for row in book.rows() {
-            let ran_now: Vec<String> = row
-                .cells
-                .iter()
-                .filter(|cell| matches!(cell.outcome, Outcome::Passed | Outcome::Failed { .. }))
-                .map(|cell| format!("{} {}", cell.level, cell.outcome.label()))
-                .collect();
+            let name = md(&row.key);
+            let ran = row.cells.iter().filter_map(|cell| {
+                let ran = cell.outcome.passed().is_some();
+                ran.then(|| format!("{} {}", cell.level, cell.outcome.label()))
+            });
+            let ran: Vec<String> = ran.collect();
             // An added scenario's failures are listed as newly failing too.
-            let (before, known) = match base.results.get(&row.key) {
-                Some(before) => (before, true),
-                None => (&nothing, false),
-            };
-            if !known && baseline.is_some() && !ran_now.is_empty() {
-                diff.added
-                    .push(format!("{} ({})", md(&row.key), ran_now.join(", ")));
+            let before = base.results.get(&row.key);
+            if before.is_none() && baseline.is_some() && !ran.is_empty() {
+                diff.added.push(format!("{name} ({})", ran.join(", ")));
             }
             for cell in &row.cells {
-                let was = before.get(cell.level).map(|past| past.passed);
-                let level_compared =
-                    known && base.levels.contains_key(cell.level) && reported.contains(&cell.level);
+                let level = cell.level;
+                let was = before.and_then(|cells| Some(cells.get(level)?.passed));
+                let compared = before.is_some()
+                    && base.levels.contains_key(level)
+                    && reported.contains(&level);
                 match (&cell.outcome, was) {
                     (Outcome::Failed { .. }, Some(false)) => diff.still_failing += 1,
                     (Outcome::Failed { step, message, .. }, _) => {
                         diff.newly_failing.push(Failing {
-                            level: cell.level,
-                            name: md(&row.key),
+                            level,
+                            name: name.clone(),
                             step: md(step),
                             message: html(message),
                         })
                     }
                     (Outcome::Passed, Some(false)) => {
-                        diff.newly_passing
-                            .push(format!("{} at {}", md(&row.key), cell.level))
+                        diff.newly_passing.push(format!("{name} at {level}"));
                     }
-                    (Outcome::Passed, None) if level_compared => {
-                        diff.coverage
-                            .push(format!("{}: now runs at {}", md(&row.key), cell.level));
+                    (Outcome::Passed, None) if compared => {
+                        diff.coverage.push(format!("{name}: now runs at {level}"));
                     }
-                    (Outcome::NotRun { reason }, Some(_)) if level_compared => {
-                        diff.coverage.push(format!(
-                            "{}: no longer runs at {} ({})",
-                            md(&row.key),
-                            cell.level,
-                            md(reason)
-                        ))
+                    (Outcome::NotRun { reason }, Some(_)) if compared => {
+                        let reason = md(reason);
+                        let change = format!("{name}: no longer runs at {level} ({reason})");
+                        diff.coverage.push(change);
                     }
                     _ => {}
                 }
             }
         }
 
-        for summary in &book.levels {
-            let counted = |passed: bool| {
-                base.results
-                    .values()
-                    .filter(|cells| cells.get(summary.level).is_some_and(|p| p.passed == passed))
-                    .count()
-            };
-            let change = |now: usize, then: usize| match now.cmp(&then) {
-                _ if !base.levels.contains_key(summary.level) => String::new(),
-                std::cmp::Ordering::Greater => format!(" (+{})", now - then),
-                std::cmp::Ordering::Less => format!(" (−{})", then - now),
-                std::cmp::Ordering::Equal => String::new(),
-            };
-            diff.levels.push(LevelLine {
-                level: summary.level,
-                passed: summary.passed,
-                passed_change: change(summary.passed, counted(true)),
-                failed: summary.failed,
-                failed_change: change(summary.failed, counted(false)),
-                not_run: summary.not_run,
-            });
-        }
         if baseline.is_some() {
-            for level in base.levels.keys() {
-                if !reported.contains(&level.as_str()) {
-                    diff.coverage.push(format!(
-                        "the {} level has no report in this run (main had one)",
-                        md(level)
-                    ));
-                }
-            }
-            for level in &reported {
-                if !base.levels.contains_key(*level) {
-                    diff.coverage.push(format!(
-                        "the {level} level reported in this run; main had no report of it"
-                    ));
-                }
-            }
+            let gone = base
+                .levels
+                .keys()
+                .filter(|level| !reported.contains(&level.as_str()));
+            diff.coverage.extend(gone.map(|level| {
+                let level = md(level);
+                format!("the {level} level has no report in this run (main had one)")
+            }));
+            let new = reported
+                .iter()
+                .filter(|level| !base.levels.contains_key(**level));
+            diff.coverage.extend(new.map(|level| {
+                format!("the {level} level reported in this run; main had no report of it")
+            }));
         }
         diff
     }
@@ -184,21 +160,12 @@ impl Diff {
 
 /// Text made plain in Markdown: no markup, no HTML.
 fn md(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' => {
-                escaped.push('\\');
-                escaped.push(character);
-            }
-            '\n' | '\r' => escaped.push(' '),
-            other => escaped.push(other),
-        }
-    }
-    escaped
+    let escaped = text.chars().map(|character| match character {
+        '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' => format!("\\{character}"),
+        '\n' | '\r' => " ".to_owned(),
+        other => other.to_string(),
+    });
+    html(&escaped.collect::<String>())
 }
 
 /// Text for an HTML `<pre>` block in Markdown, on one line so that it stays

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    model::{Book, Outcome, Recent, format_time},
+    model::{Book, Recent, format_time},
     report::LevelRun,
 };
 
@@ -22,7 +22,7 @@ pub struct History {
     pub runs: Vec<Run>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
     /// Abbreviated commit, with `-dirty` when the work tree had changes.
     pub commit: String,
@@ -43,11 +43,11 @@ pub struct Past {
 impl History {
     /// The file at `path`; none yet is an empty history.
     pub fn load(path: &Path) -> Result<Self> {
+        let context = || format!("reading the history {}", path.display());
         match fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text)
-                .with_context(|| format!("reading the history {}", path.display())),
+            Ok(text) => serde_json::from_str(&text).with_context(context),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(err) => Err(err).with_context(|| format!("reading the history {}", path.display())),
+            Err(err) => Err(err).with_context(context),
         }
     }
 
@@ -66,48 +66,32 @@ impl History {
     /// then drops the oldest runs beyond `MAX_RUNS`.
     pub fn append(&mut self, mut run: Run) {
         // A report belongs to the run that wrote it, whatever the commit is now.
-        let recorded = |level: &str, fingerprint: u64| {
-            fingerprint == 0
-                || self
-                    .runs
-                    .iter()
-                    .any(|old| old.levels.get(level) == Some(&fingerprint))
-        };
-        let new: BTreeMap<String, u64> = run
-            .levels
-            .iter()
-            .filter(|(level, fingerprint)| !recorded(level, **fingerprint))
-            .map(|(level, fingerprint)| (level.clone(), *fingerprint))
-            .collect();
-        if new.is_empty() {
+        run.levels.retain(|level, &mut fingerprint| {
+            let recorded = |old: &Run| old.levels.get(level) == Some(&fingerprint);
+            fingerprint != 0 && !self.runs.iter().any(recorded)
+        });
+        if run.levels.is_empty() {
             return;
         }
         for cells in run.results.values_mut() {
-            cells.retain(|level, _| new.contains_key(level));
+            cells.retain(|level, _| run.levels.contains_key(level));
         }
         run.results.retain(|_, cells| !cells.is_empty());
-        run.levels = new;
         self.runs.push(run);
         let excess = self.runs.len().saturating_sub(MAX_RUNS);
         self.runs.drain(..excess);
-    }
-
-    /// One cell's results, oldest first, with the commit and time of each.
-    fn cell<'a>(
-        &'a self,
-        key: &'a str,
-        level: &'a str,
-    ) -> impl Iterator<Item = (&'a Run, Past)> + 'a {
-        self.runs
-            .iter()
-            .filter_map(move |run| Some((run, *run.results.get(key)?.get(level)?)))
     }
 
     /// Fills each cell's recent results and flaky mark.
     pub fn annotate(&self, book: &mut Book) {
         for row in book.rows_mut() {
             for cell in &mut row.cells {
-                let past: Vec<(&Run, Past)> = self.cell(&row.key, cell.level).collect();
+                // The cell's results, oldest first, with the run of each.
+                let past: Vec<(&Run, Past)> = self
+                    .runs
+                    .iter()
+                    .filter_map(|run| Some((run, *run.results.get(&row.key)?.get(cell.level)?)))
+                    .collect();
                 let recent = &past[past.len().saturating_sub(WINDOW)..];
                 cell.recent = recent
                     .iter()
@@ -138,11 +122,8 @@ impl History {
 /// change is a fix or a regression, not a flake. Commits with uncommitted
 /// changes (`-dirty`) prove nothing about one commit.
 pub fn flaky(results: &[(&str, bool)]) -> Option<String> {
-    let same_commit = results.iter().find(|(commit, passed)| {
-        !commit.ends_with("-dirty")
-            && results
-                .iter()
-                .any(|(other, other_passed)| other == commit && other_passed != passed)
+    let same_commit = results.iter().find(|&&(commit, passed)| {
+        !commit.ends_with("-dirty") && results.contains(&(commit, !passed))
     });
     if let Some((commit, _)) = same_commit {
         return Some(format!("passed and failed on commit {commit}"));
@@ -170,10 +151,8 @@ pub fn record(book: &Book, runs: &[LevelRun], commit: &str, time: jiff::Timestam
     let mut results: BTreeMap<String, BTreeMap<String, Past>> = BTreeMap::new();
     for row in book.rows() {
         for cell in &row.cells {
-            let passed = match cell.outcome {
-                Outcome::Passed => true,
-                Outcome::Failed { .. } => false,
-                Outcome::NotRun { .. } | Outcome::Unknown => continue,
+            let Some(passed) = cell.outcome.passed() else {
+                continue;
             };
             let ms = cell.nanos.unwrap_or(0) / 1_000_000;
             results

@@ -62,23 +62,17 @@ pub struct Options {
     pub diff_against: Option<PathBuf>,
 }
 
-/// What `render` wrote.
+/// The page and the summary: as text, or where `render` wrote them.
 #[derive(Debug)]
-pub struct Rendered {
-    pub page: PathBuf,
-    pub diff: Option<PathBuf>,
-}
-
-/// The page and the summary, as text.
-struct Output {
-    page: String,
-    diff: Option<String>,
+pub struct Rendered<T> {
+    pub page: T,
+    pub diff: Option<T>,
 }
 
 /// Reads the feature files, each level's report and the history; records the
 /// reports in the history; writes `report.html` (and `diff.md` when asked to) in
 /// the report directory.
-pub fn render(options: &Options) -> Result<Rendered> {
+pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
     let (specification, unreadable) = read_specification(&options.features)?;
     let runs: Vec<LevelRun> = LEVELS
         .iter()
@@ -106,16 +100,14 @@ pub fn render(options: &Options) -> Result<Rendered> {
     let dir = &options.report_dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     history.save(&options.history)?;
-    let page = dir.join("report.html");
-    fs::write(&page, output.page).with_context(|| format!("writing {}", page.display()))?;
-    let diff = match output.diff {
-        Some(markdown) => {
-            let path = dir.join("diff.md");
-            fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;
-            Some(path)
-        }
-        None => None,
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        anyhow::Ok(path)
     };
+    let page = write("report.html", output.page)?;
+    let diff = output.diff.map(|markdown| write("diff.md", markdown));
+    let diff = diff.transpose()?;
     Ok(Rendered { page, diff })
 }
 
@@ -127,17 +119,15 @@ fn build(
     baseline: Option<&History>,
     commit: &str,
     now: jiff::Timestamp,
-) -> Result<Output> {
+) -> Result<Rendered<String>> {
     let mut book = Book::new(specification, unreadable, runs);
     history.append(history::record(&book, runs, commit, now));
     history.annotate(&mut book);
     let generated = model::format_time(now);
     let page = render::Page::new(&book, generated, commit).render()?;
-    let diff = match baseline {
-        Some(baseline) => Some(Diff::new(&book, baseline.latest()).render()?),
-        None => None,
-    };
-    Ok(Output { page, diff })
+    let diff = baseline.map(|baseline| Diff::new(&book, baseline.latest()).render());
+    let diff = diff.transpose()?;
+    Ok(Rendered { page, diff })
 }
 
 /// `BDD_COMMIT`, else `GITHUB_SHA`, else the work tree's commit (`-dirty` with
@@ -151,13 +141,7 @@ fn commit() -> String {
         return commit.chars().take(12).collect();
     }
     Command::new("git")
-        .args([
-            "describe",
-            "--always",
-            "--dirty",
-            "--abbrev=12",
-            "--exclude=*",
-        ])
+        .args("describe --always --dirty --abbrev=12 --exclude=*".split(' '))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .ok()
@@ -178,12 +162,12 @@ fn read_specification(dir: &Path) -> Result<(Vec<gherkin::Feature>, Vec<String>)
     let mut features = Vec::new();
     let mut unreadable = Vec::new();
     for path in paths {
-        match gherkin::Feature::parse_path(&path, GherkinEnv::default())
-            .map_err(|err| err.to_string())
-            .and_then(|feature| match feature.clone().expand_examples() {
-                Ok(_) => Ok(feature),
-                Err(err) => Err(err.to_string()),
-            }) {
+        let feature = gherkin::Feature::parse_path(&path, GherkinEnv::default());
+        let expanded = feature.map_err(|err| err.to_string()).and_then(|feature| {
+            let expanded = feature.clone().expand_examples();
+            expanded.map(|_| feature).map_err(|err| err.to_string())
+        });
+        match expanded {
             Ok(feature) => features.push(feature),
             Err(err) => unreadable.push(format!("{}: {err}", path.display())),
         }

@@ -1,6 +1,8 @@
 //! The page's content: the specification as written, each scenario (or outline
 //! example row) with its result and duration at every level that has a report.
 
+use std::collections::BTreeSet;
+
 use cucumber::gherkin;
 
 use super::report::LevelRun;
@@ -23,22 +25,30 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// CSS class and filter value.
-    pub fn class(&self) -> &'static str {
+    /// The CSS class and filter value, and the words the page shows.
+    fn names(&self) -> [&'static str; 2] {
         match self {
-            Self::Passed => "passed",
-            Self::Failed { .. } => "failed",
-            Self::NotRun { .. } => "not-run",
-            Self::Unknown => "unknown",
+            Self::Passed => ["passed"; 2],
+            Self::Failed { .. } => ["failed"; 2],
+            Self::NotRun { .. } => ["not-run", "not run"],
+            Self::Unknown => ["unknown", "no result"],
         }
     }
 
+    pub fn class(&self) -> &'static str {
+        self.names()[0]
+    }
+
     pub fn label(&self) -> &'static str {
+        self.names()[1]
+    }
+
+    /// Whether it passed, if it ran.
+    pub fn passed(&self) -> Option<bool> {
         match self {
-            Self::Passed => "passed",
-            Self::Failed { .. } => "failed",
-            Self::NotRun { .. } => "not run",
-            Self::Unknown => "no result",
+            Self::Passed => Some(true),
+            Self::Failed { .. } => Some(false),
+            Self::NotRun { .. } | Self::Unknown => None,
         }
     }
 }
@@ -55,12 +65,6 @@ pub struct Cell {
     pub flaky: Option<String>,
 }
 
-impl Cell {
-    pub fn duration(&self) -> String {
-        self.nanos.map(duration).unwrap_or_default()
-    }
-}
-
 /// One earlier result of a cell, as the page shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recent {
@@ -70,10 +74,9 @@ pub struct Recent {
 
 /// `1.2 s`, `35 ms`, `<1 ms`.
 pub fn duration(nanos: u64) -> String {
-    let millis = nanos / 1_000_000;
-    match millis {
+    match nanos / 1_000_000 {
         0 => "<1 ms".to_owned(),
-        1..=999 => format!("{millis} ms"),
+        millis @ 1..=999 => format!("{millis} ms"),
         _ => format!("{:.1} s", nanos as f64 / 1e9),
     }
 }
@@ -85,25 +88,10 @@ pub struct Row {
     pub key: String,
     /// `name: value, …` of an example; empty for a plain scenario.
     pub label: String,
+    /// Where cucumber reports it: the scenario's line, or the example's.
+    pub line: usize,
     pub values: Vec<String>,
     pub cells: Vec<Cell>,
-}
-
-impl Row {
-    /// `unit:passed e2e:not-run`, for the page's filters.
-    pub fn filter_results(&self) -> String {
-        let cells = self.cells.iter();
-        let words: Vec<String> = cells
-            .map(|cell| format!("{}:{}", cell.level, cell.outcome.class()))
-            .collect();
-        words.join(" ")
-    }
-
-    /// The levels at which the row is flaky.
-    pub fn filter_flaky(&self) -> String {
-        let flaky = self.cells.iter().filter(|cell| cell.flaky.is_some());
-        flaky.map(|cell| cell.level).collect::<Vec<_>>().join(" ")
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +110,13 @@ pub struct Step {
     pub table: Vec<Vec<String>>,
     /// The levels that failed at this step.
     pub failed_at: Vec<&'static str>,
+}
+
+/// A step's text, its outline's `<placeholders>` apart so the page can mark them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub placeholder: bool,
+    pub text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -145,99 +140,44 @@ pub struct Scenario {
     pub examples: Vec<Examples>,
 }
 
-/// A failure shown under a scenario.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub level: &'static str,
-    pub example: String,
-    pub step: String,
-    pub message: String,
-}
-
 impl Scenario {
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
-        self.plain
-            .iter()
-            .chain(self.examples.iter().flat_map(|examples| &examples.rows))
+        let examples = self.examples.iter().flat_map(|e| &e.rows);
+        self.plain.iter().chain(examples)
     }
 
-    pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row> {
-        let examples = self
-            .examples
-            .iter_mut()
-            .flat_map(|examples| &mut examples.rows);
-        self.plain.iter_mut().chain(examples)
+    pub fn cells(&self) -> impl Iterator<Item = &Cell> {
+        self.rows().flat_map(|row| &row.cells)
     }
 
-    /// `failed` when any level failed, else `passed` when any passed, else `not-run`.
     pub fn status(&self) -> &'static str {
-        let outcomes = || self.rows().flat_map(|row| &row.cells).map(|c| &c.outcome);
-        if outcomes().any(|o| matches!(o, Outcome::Failed { .. })) {
-            "failed"
-        } else if outcomes().any(|o| *o == Outcome::Passed) {
-            "passed"
-        } else {
-            "not-run"
-        }
+        status(self.cells())
     }
 
     pub fn flaky(&self) -> bool {
-        self.rows()
-            .flat_map(|row| &row.cells)
-            .any(|c| c.flaky.is_some())
-    }
-
-    pub fn failures(&self) -> Vec<Failure> {
-        let mut failures = Vec::new();
-        for row in self.rows() {
-            for cell in &row.cells {
-                if let Outcome::Failed { step, message, .. } = &cell.outcome {
-                    failures.push(Failure {
-                        level: cell.level,
-                        example: row.label.clone(),
-                        step: step.clone(),
-                        message: message.clone(),
-                    });
-                }
-            }
-        }
-        failures
+        self.cells().any(|cell| cell.flaky.is_some())
     }
 
     /// An outline's levels that left rows out, each with why, once.
-    pub fn not_run_notes(&self) -> Vec<String> {
-        let cells = self
-            .examples
-            .iter()
-            .flat_map(|e| &e.rows)
-            .flat_map(|row| &row.cells);
-        let mut notes: Vec<String> = cells
+    pub fn not_run_notes(&self) -> BTreeSet<String> {
+        let examples = self.examples.iter().flat_map(|examples| &examples.rows);
+        let cells = examples.flat_map(|row| &row.cells);
+        cells
             .filter_map(|cell| match &cell.outcome {
                 Outcome::NotRun { reason } => Some(format!("{}: {reason}", cell.level)),
                 _ => None,
             })
-            .collect();
-        notes.sort();
-        notes.dedup();
-        notes
+            .collect()
     }
+}
 
-    pub fn flaky_notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        for row in self.rows() {
-            for cell in &row.cells {
-                if let Some(why) = &cell.flaky {
-                    let example = row.label.clone();
-                    let example = if example.is_empty() {
-                        example
-                    } else {
-                        format!(" ({example})")
-                    };
-                    notes.push(format!("{}{example}: {why}", cell.level));
-                }
-            }
-        }
-        notes
+/// `failed` when any level failed, else `passed` when any passed, else `not-run`.
+fn status<'a>(cells: impl Iterator<Item = &'a Cell>) -> &'static str {
+    // A failure (`false`) sorts before a pass.
+    match cells.filter_map(|cell| cell.outcome.passed()).min() {
+        Some(false) => "failed",
+        Some(true) => "passed",
+        None => "not-run",
     }
 }
 
@@ -273,18 +213,8 @@ impl Feature {
         self.groups.iter().flat_map(|group| &group.scenarios)
     }
 
-    pub fn scenarios_mut(&mut self) -> impl Iterator<Item = &mut Scenario> {
-        self.groups
-            .iter_mut()
-            .flat_map(|group| &mut group.scenarios)
-    }
-
     pub fn status(&self) -> &'static str {
-        let statuses: Vec<&str> = self.scenarios().map(Scenario::status).collect();
-        ["failed", "passed"]
-            .into_iter()
-            .find(|status| statuses.contains(status))
-            .unwrap_or("not-run")
+        status(self.scenarios().flat_map(Scenario::cells))
     }
 }
 
@@ -308,12 +238,6 @@ pub struct LevelSummary {
     pub problem: Option<String>,
 }
 
-impl LevelSummary {
-    pub fn duration(&self) -> String {
-        duration(self.nanos)
-    }
-}
-
 /// Everything the page shows.
 #[derive(Debug, Clone)]
 pub struct Book {
@@ -333,89 +257,63 @@ impl Book {
             .iter()
             .map(|feature| build_feature(feature, runs))
             .collect();
-        let levels = runs
-            .iter()
-            .enumerate()
-            .map(|(index, run)| summarize(run, index, &features))
-            .collect();
-        let strays = runs
-            .iter()
-            .flat_map(|run| run.strays(specification))
-            .collect();
-        Self {
-            levels,
+        let mut book = Self {
+            levels: Vec::new(),
+            strays: runs.iter().flat_map(|run| run.strays(&features)).collect(),
             features,
-            strays,
             unreadable,
+        };
+        for (index, run) in runs.iter().enumerate() {
+            book.levels.push(book.summarize(run, index));
         }
+        book
+    }
+
+    fn summarize(&self, run: &LevelRun, index: usize) -> LevelSummary {
+        let cells: Vec<&Cell> = self.rows().filter_map(|row| row.cells.get(index)).collect();
+        let count = |passed| {
+            cells
+                .iter()
+                .filter(|c| c.outcome.passed() == passed)
+                .count()
+        };
+        LevelSummary {
+            level: run.level,
+            passed: count(Some(true)),
+            failed: count(Some(false)),
+            not_run: count(None),
+            nanos: cells.iter().map(|cell| cell.nanos.unwrap_or(0)).sum(),
+            written: run
+                .written
+                .map_or_else(|| "unknown".to_owned(), format_time),
+            problem: run.report.as_ref().err().cloned(),
+        }
+    }
+
+    pub fn scenarios(&self) -> impl Iterator<Item = &Scenario> {
+        self.features.iter().flat_map(Feature::scenarios)
     }
 
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
-        self.features
-            .iter()
-            .flat_map(Feature::scenarios)
-            .flat_map(Scenario::rows)
+        self.scenarios().flat_map(Scenario::rows)
     }
 
     pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row> {
-        self.features
-            .iter_mut()
-            .flat_map(Feature::scenarios_mut)
-            .flat_map(Scenario::rows_mut)
+        let groups = self.features.iter_mut().flat_map(|f| &mut f.groups);
+        let scenarios = groups.flat_map(|group| &mut group.scenarios);
+        scenarios.flat_map(|scenario| {
+            let examples = scenario.examples.iter_mut().flat_map(|e| &mut e.rows);
+            scenario.plain.iter_mut().chain(examples)
+        })
     }
 
-    pub fn tags(&self) -> Vec<String> {
-        let mut tags: Vec<String> = self
-            .features
-            .iter()
-            .flat_map(Feature::scenarios)
-            .flat_map(|scenario| scenario.all_tags.iter().cloned())
-            .collect();
-        tags.sort();
-        tags.dedup();
-        tags
-    }
-
-    pub fn scenario_count(&self) -> usize {
-        self.features.iter().flat_map(Feature::scenarios).count()
+    pub fn tags(&self) -> BTreeSet<&String> {
+        self.scenarios().flat_map(|s| &s.all_tags).collect()
     }
 
     pub fn flaky_count(&self) -> usize {
-        self.features
-            .iter()
-            .flat_map(Feature::scenarios)
-            .filter(|s| s.flaky())
-            .count()
+        self.scenarios().filter(|scenario| scenario.flaky()).count()
     }
-}
-
-fn summarize(run: &LevelRun, index: usize, features: &[Feature]) -> LevelSummary {
-    let mut summary = LevelSummary {
-        level: run.level,
-        passed: 0,
-        failed: 0,
-        not_run: 0,
-        nanos: 0,
-        written: run
-            .written
-            .map(format_time)
-            .unwrap_or_else(|| "unknown".to_owned()),
-        problem: run.report.as_ref().err().cloned(),
-    };
-    let cells = features
-        .iter()
-        .flat_map(Feature::scenarios)
-        .flat_map(Scenario::rows)
-        .filter_map(|row| row.cells.get(index));
-    for cell in cells {
-        match cell.outcome {
-            Outcome::Passed => summary.passed += 1,
-            Outcome::Failed { .. } => summary.failed += 1,
-            Outcome::NotRun { .. } | Outcome::Unknown => summary.not_run += 1,
-        }
-        summary.nanos += cell.nanos.unwrap_or(0);
-    }
-    summary
 }
 
 /// `2026-11-27 15:30 UTC`.
@@ -432,78 +330,53 @@ fn slug(text: &str) -> String {
     words.collect::<Vec<_>>().join("-")
 }
 
+/// The text's paragraphs, each on one line: blank lines part them.
 fn paragraphs(text: Option<&str>) -> Vec<String> {
-    let Some(text) = text else { return Vec::new() };
-    let mut paragraphs = vec![Vec::new()];
-    for line in text.lines().map(str::trim) {
-        match (line.is_empty(), paragraphs.last_mut()) {
-            (true, Some(last)) if !last.is_empty() => paragraphs.push(Vec::new()),
-            (false, Some(last)) => last.push(line),
-            _ => {}
-        }
-    }
-    paragraphs
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| p.join(" "))
+    let lines: Vec<&str> = text.unwrap_or_default().lines().map(str::trim).collect();
+    let paragraphs = lines
+        .split(|line| line.is_empty())
+        .filter(|lines| !lines.is_empty());
+    paragraphs.map(|lines| lines.join(" ")).collect()
+}
+
+fn tags<'a>(tags: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let tags = tags.into_iter();
+    tags.map(|tag| format!("@{}", tag.trim_start_matches('@')))
         .collect()
 }
 
-fn tags(tags: &[String]) -> Vec<String> {
-    tags.iter()
-        .map(|tag| format!("@{}", tag.trim_start_matches('@')))
-        .collect()
-}
-
-/// A step's text, its outline's `<placeholders>` apart so the page can mark them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part {
-    pub placeholder: bool,
-    pub text: String,
-}
-
-fn parts(text: &str, placeholders: &[String]) -> Vec<Part> {
-    let part = |placeholder, text: &str| Part {
-        placeholder,
-        text: text.to_owned(),
-    };
+fn parts(mut rest: &str, placeholders: &[String]) -> Vec<Part> {
     let mut parts = Vec::new();
-    let mut rest = text;
-    let next = |rest: &str| {
+    while !rest.is_empty() {
         let found = placeholders
             .iter()
             .filter_map(|name| Some((rest.find(name.as_str())?, name)));
-        found.min()
-    };
-    while let Some((at, name)) = next(rest) {
-        if at > 0 {
-            parts.push(part(false, &rest[..at]));
-        }
-        parts.push(part(true, name));
-        rest = &rest[at + name.len()..];
-    }
-    if !rest.is_empty() {
-        parts.push(part(false, rest));
+        let (text, placeholder) = match found.min() {
+            Some((0, name)) => (name.as_str(), true),
+            Some((at, _)) => (&rest[..at], false),
+            None => (rest, false),
+        };
+        let text = text.to_owned();
+        rest = &rest[text.len()..];
+        parts.push(Part { placeholder, text });
     }
     parts
 }
 
 /// The steps as written; `placeholders` are an outline's `<name>`s.
 fn steps(steps: &[gherkin::Step], placeholders: &[String]) -> Vec<Step> {
-    steps
-        .iter()
-        .map(|step| Step {
-            keyword: step.keyword.trim().to_owned(),
-            parts: parts(&step.value, placeholders),
-            docstring: step.docstring.clone(),
-            table: step
-                .table
-                .as_ref()
-                .map(|table| table.rows.clone())
-                .unwrap_or_default(),
-            failed_at: Vec::new(),
-        })
-        .collect()
+    let step = |step: &gherkin::Step| Step {
+        keyword: step.keyword.trim().to_owned(),
+        parts: parts(&step.value, placeholders),
+        docstring: step.docstring.clone(),
+        table: step
+            .table
+            .as_ref()
+            .map(|table| table.rows.clone())
+            .unwrap_or_default(),
+        failed_at: Vec::new(),
+    };
+    steps.iter().map(step).collect()
 }
 
 fn background(background: Option<&gherkin::Background>) -> Option<Background> {
@@ -515,115 +388,38 @@ fn background(background: Option<&gherkin::Background>) -> Option<Background> {
 }
 
 fn build_feature(feature: &gherkin::Feature, runs: &[LevelRun]) -> Feature {
-    let id = slug(&feature.name);
+    let scenarios_of = |rule, scenarios: &[gherkin::Scenario]| -> Vec<Scenario> {
+        let build = |scenario| build_scenario(feature, rule, scenario, runs);
+        scenarios.iter().map(build).collect()
+    };
     let mut groups = vec![Group {
         rule: None,
-        scenarios: Vec::new(),
+        scenarios: scenarios_of(None, &feature.scenarios),
     }];
-    let outside = feature.scenarios.iter().map(|scenario| (None, scenario));
-    let in_rules = feature.rules.iter().flat_map(|rule| {
-        rule.scenarios
-            .iter()
-            .map(move |scenario| (Some(rule), scenario))
-    });
-    for (rule, scenario) in outside.chain(in_rules) {
-        let same_rule = match (&groups.last().and_then(|g| g.rule.as_ref()), rule) {
-            (None, None) => true,
-            (Some(current), Some(rule)) => current.name == rule.name,
-            _ => false,
-        };
-        if !same_rule {
-            groups.push(Group {
-                rule: rule.map(|rule| Rule {
+    for rule in &feature.rules {
+        let scenarios = scenarios_of(Some(rule), &rule.scenarios);
+        // Rules without scenarios are left out; consecutive ones of one name are one group.
+        match groups.last_mut() {
+            _ if scenarios.is_empty() => {}
+            Some(Group {
+                rule: Some(last),
+                scenarios: into,
+            }) if last.name == rule.name => into.extend(scenarios),
+            _ => groups.push(Group {
+                rule: Some(Rule {
                     keyword: rule.keyword.clone(),
                     name: rule.name.clone(),
                     tags: tags(&rule.tags),
                     description: paragraphs(rule.description.as_deref()),
                     background: background(rule.background.as_ref()),
                 }),
-                scenarios: Vec::new(),
-            });
-        }
-        let background_steps: Vec<&gherkin::Step> = feature
-            .background
-            .iter()
-            .chain(rule.and_then(|rule| rule.background.as_ref()))
-            .flat_map(|background| &background.steps)
-            .collect();
-        let inherited = feature
-            .tags
-            .iter()
-            .chain(rule.iter().flat_map(|rule| &rule.tags));
-        let placeholders: Vec<String> = scenario
-            .examples
-            .iter()
-            .filter_map(|examples| examples.table.as_ref()?.rows.first())
-            .flatten()
-            .map(|name| format!("<{name}>"))
-            .collect();
-        let mut built = Scenario {
-            id: format!("{id}--{}", slug(&scenario.name)),
-            name: scenario.name.clone(),
-            tags: tags(&scenario.tags),
-            all_tags: tags(&inherited.chain(&scenario.tags).cloned().collect::<Vec<_>>()),
-            description: paragraphs(scenario.description.as_deref()),
-            steps: steps(&scenario.steps, &placeholders),
-            plain: None,
-            examples: Vec::new(),
-        };
-        let key = format!("{}: {}", feature.name, scenario.name);
-        let cells = |line: usize| -> Vec<Cell> {
-            runs.iter()
-                .map(|run| cell(run, feature, line, &background_steps, scenario))
-                .collect()
-        };
-        if scenario.examples.is_empty() {
-            built.plain = Some(Row {
-                key,
-                label: String::new(),
-                values: Vec::new(),
-                cells: cells(scenario.position.line),
-            });
-        } else {
-            for examples in &scenario.examples {
-                let Some(table) = &examples.table else {
-                    continue;
-                };
-                let Some((header, rows)) = table.rows.split_first() else {
-                    continue;
-                };
-                let rows = rows.iter().enumerate().map(|(index, values)| {
-                    let named: Vec<String> = header
-                        .iter()
-                        .zip(values)
-                        .map(|(name, value)| format!("{name}: {value}"))
-                        .collect();
-                    // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
-                    let line = examples.position.line + 2 + index;
-                    let label = named.join(", ");
-                    Row {
-                        key: format!("{key} ({label})"),
-                        label,
-                        values: values.clone(),
-                        cells: cells(line),
-                    }
-                });
-                built.examples.push(Examples {
-                    keyword: examples.keyword.clone(),
-                    name: examples.name.clone().unwrap_or_default(),
-                    header: header.clone(),
-                    rows: rows.collect(),
-                });
-            }
-        }
-        mark_failed_steps(&mut built, scenario);
-        if let Some(group) = groups.last_mut() {
-            group.scenarios.push(built);
+                scenarios,
+            }),
         }
     }
     groups.retain(|group| group.rule.is_some() || !group.scenarios.is_empty());
     Feature {
-        id,
+        id: slug(&feature.name),
         keyword: feature.keyword.clone(),
         name: feature.name.clone(),
         tags: tags(&feature.tags),
@@ -633,11 +429,86 @@ fn build_feature(feature: &gherkin::Feature, runs: &[LevelRun]) -> Feature {
     }
 }
 
+fn build_scenario(
+    feature: &gherkin::Feature,
+    rule: Option<&gherkin::Rule>,
+    scenario: &gherkin::Scenario,
+    runs: &[LevelRun],
+) -> Scenario {
+    let background: Vec<&gherkin::Step> = feature
+        .background
+        .iter()
+        .chain(rule.and_then(|rule| rule.background.as_ref()))
+        .flat_map(|background| &background.steps)
+        .collect();
+    let inherited = rule.iter().flat_map(|rule| &rule.tags);
+    let placeholders: Vec<String> = scenario
+        .examples
+        .iter()
+        .filter_map(|examples| examples.table.as_ref()?.rows.first())
+        .flatten()
+        .map(|name| format!("<{name}>"))
+        .collect();
+    let key = format!("{}: {}", feature.name, scenario.name);
+    let row = |key, label, values, line| Row {
+        key,
+        label,
+        values,
+        line,
+        cells: runs
+            .iter()
+            .map(|run| {
+                let (outcome, nanos) = run.outcome(feature, line, &background, scenario);
+                Cell {
+                    level: run.level,
+                    outcome,
+                    nanos,
+                    recent: Vec::new(),
+                    flaky: None,
+                }
+            })
+            .collect(),
+    };
+    let examples = scenario.examples.iter().filter_map(|examples| {
+        let (header, values) = examples.table.as_ref()?.rows.split_first()?;
+        let rows = values.iter().enumerate().map(|(index, values)| {
+            let named = header.iter().zip(values);
+            let named: Vec<String> = named
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect();
+            let label = named.join(", ");
+            // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
+            let line = examples.position.line + 2 + index;
+            row(format!("{key} ({label})"), label, values.clone(), line)
+        });
+        Some(Examples {
+            keyword: examples.keyword.clone(),
+            name: examples.name.clone().unwrap_or_default(),
+            header: header.clone(),
+            rows: rows.collect(),
+        })
+    });
+    let mut built = Scenario {
+        id: format!("{}--{}", slug(&feature.name), slug(&scenario.name)),
+        name: scenario.name.clone(),
+        tags: tags(&scenario.tags),
+        all_tags: tags(feature.tags.iter().chain(inherited).chain(&scenario.tags)),
+        description: paragraphs(scenario.description.as_deref()),
+        steps: steps(&scenario.steps, &placeholders),
+        examples: examples.collect(),
+        plain: None,
+    };
+    if scenario.examples.is_empty() {
+        built.plain = Some(row(key, String::new(), Vec::new(), scenario.position.line));
+    }
+    mark_failed_steps(&mut built, scenario);
+    built
+}
+
 /// Marks, on the scenario's own steps as written, the levels that failed there.
 fn mark_failed_steps(built: &mut Scenario, scenario: &gherkin::Scenario) {
     let failures: Vec<(&'static str, usize)> = built
-        .rows()
-        .flat_map(|row| &row.cells)
+        .cells()
         .filter_map(|cell| match &cell.outcome {
             Outcome::Failed {
                 line: Some(line), ..
@@ -645,29 +516,11 @@ fn mark_failed_steps(built: &mut Scenario, scenario: &gherkin::Scenario) {
             _ => None,
         })
         .collect();
-    for (step, written) in built.steps.iter_mut().zip(&scenario.steps) {
-        for (level, line) in &failures {
-            if *line == written.position.line && !step.failed_at.contains(level) {
+    for (level, line) in failures {
+        for (step, written) in built.steps.iter_mut().zip(&scenario.steps) {
+            if line == written.position.line && !step.failed_at.contains(&level) {
                 step.failed_at.push(level);
             }
         }
-    }
-}
-
-/// The scenario (or example) on `line` of `feature` at one level.
-fn cell(
-    run: &LevelRun,
-    feature: &gherkin::Feature,
-    line: usize,
-    background: &[&gherkin::Step],
-    scenario: &gherkin::Scenario,
-) -> Cell {
-    let (outcome, nanos) = run.outcome(feature, line, background, scenario);
-    Cell {
-        level: run.level,
-        outcome,
-        nanos,
-        recent: Vec::new(),
-        flaky: None,
     }
 }

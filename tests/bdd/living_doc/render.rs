@@ -4,8 +4,8 @@
 use askama::Template;
 
 use super::{
-    history::{MAX_RUNS, WINDOW},
-    model::{Book, Outcome},
+    history,
+    model::{self, Book, Outcome},
 };
 
 #[derive(Debug, Template)]
@@ -15,8 +15,6 @@ pub struct Page<'a> {
     /// When the page was rendered, as `YYYY-MM-DD HH:MM UTC`.
     pub generated: String,
     pub commit: &'a str,
-    pub window: usize,
-    pub max_runs: usize,
 }
 
 impl<'a> Page<'a> {
@@ -25,8 +23,6 @@ impl<'a> Page<'a> {
             book,
             generated,
             commit,
-            window: WINDOW,
-            max_runs: MAX_RUNS,
         }
     }
 }

@@ -7,12 +7,11 @@ use std::{fs, io, path::Path};
 use cucumber::gherkin;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Outcome, Stray};
+use super::model::{self, Outcome, Scenario, Stray};
 
 /// A feature as Cucumber JSON has it: only what the page needs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Feature {
-    #[serde(default)]
     pub uri: Option<String>,
     pub name: String,
     #[serde(default)]
@@ -58,13 +57,20 @@ pub struct Step {
     pub result: RunResult,
 }
 
+impl Step {
+    /// The step as written after its keyword: `Then the page …`.
+    pub fn text(&self) -> String {
+        let text = format!("{} {}", self.keyword.trim(), self.name);
+        text.trim().to_owned()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RunResult {
     pub status: Status,
     /// Nanoseconds.
     #[serde(default)]
     pub duration: u64,
-    #[serde(default)]
     pub error_message: Option<String>,
 }
 
@@ -77,28 +83,6 @@ pub enum Status {
     Ambiguous,
     Undefined,
     Pending,
-}
-
-impl Status {
-    pub fn word(self) -> &'static str {
-        match self {
-            Self::Passed => "passed",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-            Self::Ambiguous => "ambiguous",
-            Self::Undefined => "undefined",
-            Self::Pending => "pending",
-        }
-    }
-}
-
-impl Step {
-    /// The step as written after its keyword: `Then the page …`.
-    pub fn text(&self) -> String {
-        format!("{} {}", self.keyword.trim(), self.name)
-            .trim()
-            .to_owned()
-    }
 }
 
 /// A scenario the level left out, and why (`<level>/not_run.json`).
@@ -127,10 +111,8 @@ impl LevelRun {
         let path = dir.join(level).join("cucumber.json");
         let (report, written) = match fs::read_to_string(&path) {
             Ok(text) => {
-                let written = fs::metadata(&path)
-                    .and_then(|meta| meta.modified())
-                    .ok()
-                    .and_then(|time| jiff::Timestamp::try_from(time).ok());
+                let modified = fs::metadata(&path).and_then(|meta| meta.modified());
+                let written = modified.ok().and_then(|time| time.try_into().ok());
                 (parse(&text), written)
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
@@ -186,19 +168,6 @@ impl LevelRun {
         let Ok(report) = &self.report else {
             return (Outcome::Unknown, None);
         };
-        let not_run = || {
-            let reason = self
-                .not_run
-                .iter()
-                .find(|entry| entry.feature == feature.name && entry.line == line)
-                .map_or("not in this run", |entry| entry.reason.as_str());
-            (
-                Outcome::NotRun {
-                    reason: reason.to_owned(),
-                },
-                None,
-            )
-        };
         let elements: Vec<&Element> = report
             .iter()
             .filter(|reported| reported.name == feature.name)
@@ -206,63 +175,40 @@ impl LevelRun {
             .filter(|element| element.line == line)
             .collect();
         if elements.is_empty() {
-            return not_run();
+            let mut not_run = self.not_run.iter();
+            let entry = not_run.find(|entry| entry.feature == feature.name && entry.line == line);
+            let reason = entry
+                .map_or("not in this run", |entry| &entry.reason)
+                .to_owned();
+            return (Outcome::NotRun { reason }, None);
         }
-        let of_kind = |kind| {
-            elements
-                .iter()
-                .copied()
-                .filter(move |element| element.kind == kind)
-        };
-        let scenario_elements = || of_kind(ElementKind::Scenario);
+        let of_kind = |kind| elements.iter().filter(move |element| element.kind == kind);
+        let scenarios = || of_kind(ElementKind::Scenario);
         let background_steps: Vec<&Step> = of_kind(ElementKind::Background)
-            .flat_map(|e| &e.steps)
+            .flat_map(|element| &element.steps)
             .collect();
-        let scenario_steps: Vec<&Step> = scenario_elements().flat_map(|e| &e.steps).collect();
+        let scenario_steps: Vec<&Step> = scenarios().flat_map(|element| &element.steps).collect();
 
         // In the order they ran: hooks before, the background, the scenario, hooks after.
-        let before = scenario_elements().flat_map(|e| &e.before);
-        let after = scenario_elements().flat_map(|e| &e.after);
-        let ran = before
-            .map(|hook| {
-                (
-                    "the set-up before the scenario".to_owned(),
-                    None,
-                    &hook.result,
-                )
-            })
-            .chain(
-                background_steps
-                    .iter()
-                    .chain(&scenario_steps)
-                    .map(|step| (step.text(), Some(step.line), &step.result)),
-            )
-            .chain(after.map(|hook| {
-                (
-                    "the clean-up after the scenario".to_owned(),
-                    None,
-                    &hook.result,
-                )
-            }));
-        let mut nanos = 0;
-        let mut failure = None;
-        for (step, line, result) in ran {
-            nanos += result.duration;
-            if result.status != Status::Passed && failure.is_none() {
-                let message = result
-                    .error_message
-                    .clone()
-                    .unwrap_or_else(|| format!("the step was {}", result.status.word()));
-                failure = Some(Outcome::Failed {
-                    step,
-                    line,
-                    message,
-                });
-            }
-        }
-        if let Some(failure) = failure {
-            return (failure, Some(nanos));
-        }
+        let set_up = scenarios().flat_map(|element| &element.before);
+        let steps = background_steps.iter().chain(&scenario_steps);
+        let clean_up = scenarios().flat_map(|element| &element.after);
+        let hook = |name: &str, result| (name.to_owned(), None, result);
+        let ran: Vec<(String, Option<usize>, &RunResult)> = set_up
+            .map(|before| hook("the set-up before the scenario", &before.result))
+            .chain(steps.map(|step| (step.text(), Some(step.line), &step.result)))
+            .chain(clean_up.map(|after| hook("the clean-up after the scenario", &after.result)))
+            .collect();
+        let nanos = Some(ran.iter().map(|(_, _, result)| result.duration).sum());
+        let mut ran = ran.into_iter();
+        let failed = ran.find(|(_, _, result)| result.status != Status::Passed);
+        let failed = failed.map(|(step, line, result)| {
+            // Cucumber JSON's name of the status: the variant's, in lower case.
+            let status = format!("{:?}", result.status).to_lowercase();
+            let message = result.error_message.clone();
+            let message = message.unwrap_or_else(|| format!("the step was {status}"));
+            (step, line, message)
+        });
 
         // Every step must have passed: one that never ran is no pass.
         let missing = background
@@ -271,65 +217,59 @@ impl LevelRun {
             .skip(background_steps.len())
             .chain(scenario.steps.iter().skip(scenario_steps.len()))
             .next();
-        if let Some(missing) = missing {
+        let missing = missing.map(|missing| {
             let expected = background.len() + scenario.steps.len();
             let ran = background_steps.len() + scenario_steps.len();
-            let outcome = Outcome::Failed {
-                step: format!("{} {}", missing.keyword.trim(), missing.value),
-                line: Some(missing.position.line),
-                message: format!(
-                    "only {ran} of the scenario's {expected} steps were run; the report may \
+            let step = format!("{} {}", missing.keyword.trim(), missing.value);
+            let message = format!(
+                "only {ran} of the scenario's {expected} steps were run; the report may \
                  predate a change to the feature"
-                ),
-            };
-            return (outcome, Some(nanos));
-        }
-        (Outcome::Passed, Some(nanos))
+            );
+            (step, Some(missing.position.line), message)
+        });
+        let outcome = match failed.or(missing) {
+            Some((step, line, message)) => Outcome::Failed {
+                step,
+                line,
+                message,
+            },
+            None => Outcome::Passed,
+        };
+        (outcome, nanos)
     }
 
-    /// Scenarios the level reported that the feature files no longer have (or could
-    /// not be parsed into): listed so that no failure goes unseen.
-    pub fn strays(&self, specification: &[gherkin::Feature]) -> Vec<Stray> {
+    /// Scenarios the level reported that the feature files (laid out as `features`)
+    /// no longer have, or could not be parsed into: listed so that no failure goes unseen.
+    pub fn strays(&self, features: &[model::Feature]) -> Vec<Stray> {
         let Ok(report) = &self.report else {
             return Vec::new();
         };
         let mut found = Vec::new();
         for reported in report {
-            let feature = specification
-                .iter()
-                .find(|feature| feature.name == reported.name);
-            for element in reported
-                .elements
-                .iter()
-                .filter(|e| e.kind == ElementKind::Scenario)
-            {
-                let known =
-                    feature.is_some_and(|feature| known_lines(feature).contains(&element.line));
-                if known {
+            let mut features = features.iter();
+            let feature = features.find(|feature| feature.name == reported.name);
+            let rows = feature.into_iter().flat_map(model::Feature::scenarios);
+            let known: Vec<usize> = rows.flat_map(Scenario::rows).map(|row| row.line).collect();
+            for element in &reported.elements {
+                if element.kind != ElementKind::Scenario || known.contains(&element.line) {
                     continue;
                 }
                 let steps = element.steps.iter().map(|step| (step.text(), &step.result));
-                let hooks = element
-                    .before
-                    .iter()
-                    .chain(&element.after)
-                    .map(|hook| (String::new(), &hook.result));
+                let hooks = element.before.iter().chain(&element.after);
                 let outcome = steps
-                    .chain(hooks)
+                    .chain(hooks.map(|hook| (String::new(), &hook.result)))
                     .find(|(_, result)| result.status != Status::Passed)
                     .map_or(Outcome::Passed, |(step, result)| Outcome::Failed {
                         step,
                         line: None,
                         message: result.error_message.clone().unwrap_or_default(),
                     });
+                let uri = reported.uri.as_deref().unwrap_or_default();
                 found.push(Stray {
                     level: self.level,
                     name: format!(
-                        "{}: {} ({}, line {})",
-                        reported.name,
-                        element.name,
-                        reported.uri.as_deref().unwrap_or_default(),
-                        element.line
+                        "{}: {} ({uri}, line {})",
+                        reported.name, element.name, element.line
                     ),
                     outcome,
                 });
@@ -337,26 +277,4 @@ impl LevelRun {
         }
         found
     }
-}
-
-/// The lines cucumber reports a feature's scenarios and outline examples on.
-fn known_lines(feature: &gherkin::Feature) -> Vec<usize> {
-    let scenarios = feature
-        .scenarios
-        .iter()
-        .chain(feature.rules.iter().flat_map(|rule| &rule.scenarios));
-    let mut lines = Vec::new();
-    for scenario in scenarios {
-        if scenario.examples.is_empty() {
-            lines.push(scenario.position.line);
-        }
-        for examples in &scenario.examples {
-            let rows = examples
-                .table
-                .as_ref()
-                .map_or(0, |table| table.rows.len().saturating_sub(1));
-            lines.extend((0..rows).map(|index| examples.position.line + 2 + index));
-        }
-    }
-    lines
 }
