@@ -20,6 +20,8 @@ use crate::metrics::MetricsView;
 
 /// The header the testing stack's load balancer adds to name the copy that answered.
 pub const SERVED_BY: &str = "x-served-by";
+/// The header that names a request, in the request and in its answer.
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// How long a raw request may wait for an answer or a closed connection.
 const RAW_ANSWER_WAIT: Duration = Duration::from_secs(15);
@@ -34,6 +36,8 @@ pub struct Reply {
     pub served_by: Option<String>,
     /// Whether the answer asked the client to close the connection.
     pub closes_connection: bool,
+    /// The id of the request the answer names.
+    pub request_id: Option<String>,
     /// From sending the request to having the whole body.
     pub elapsed: Duration,
 }
@@ -185,12 +189,19 @@ impl fmt::Debug for Driver {
 impl Driver {
     /// Sends `method path` with an empty body and reads the whole answer.
     pub async fn request(&self, method: &str, path: &str) -> Result<Reply> {
+        self.request_named(method, path, None).await
+    }
+
+    /// [`Self::request`], the request carrying `id` as its id when there is one.
+    pub async fn request_named(&self, method: &str, path: &str, id: Option<&str>) -> Result<Reply> {
         let started = Instant::now();
         let (status, headers, body) = match &self.app {
             App::InProcess(router) => {
-                let request = Request::builder()
-                    .method(method)
-                    .uri(path)
+                let mut request = Request::builder().method(method).uri(path);
+                if let Some(id) = id {
+                    request = request.header(REQUEST_ID, id);
+                }
+                let request = request
                     .body(Body::empty())
                     .context("building the request")?;
                 let response = router.clone().oneshot(request).await?;
@@ -202,8 +213,11 @@ impl Driver {
             App::Http { client, base_url } => {
                 let base_url = base_url.get();
                 let method = reqwest::Method::from_bytes(method.as_bytes())?;
-                let response = client
-                    .request(method, format!("{base_url}{path}"))
+                let mut request = client.request(method, format!("{base_url}{path}"));
+                if let Some(id) = id {
+                    request = request.header(REQUEST_ID, id);
+                }
+                let response = request
                     .send()
                     .await
                     .with_context(|| format!("sending a request to {base_url}{path}"))?;
@@ -218,6 +232,7 @@ impl Driver {
             served_by: header_text(&headers, SERVED_BY),
             closes_connection: header_text(&headers, axum::http::header::CONNECTION.as_str())
                 .is_some_and(|value| value.eq_ignore_ascii_case("close")),
+            request_id: header_text(&headers, REQUEST_ID),
             body,
             elapsed: started.elapsed(),
         })

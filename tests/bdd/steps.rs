@@ -105,6 +105,13 @@ async fn a_visitor_opens_the_page(world: &mut PageTrackerWorld) -> Result<()> {
     send(world, "GET", "/").await
 }
 
+#[when(expr = "a visitor opens the page with the request id {string}")]
+async fn a_visitor_opens_the_page_named(world: &mut PageTrackerWorld, id: String) -> Result<()> {
+    let reply = world.driver()?.request_named("GET", "/", Some(&id)).await?;
+    world.replies = vec![reply];
+    Ok(())
+}
+
 #[when(expr = "{int} visitors open the page one after another")]
 async fn visitors_one_after_another(world: &mut PageTrackerWorld, visitors: usize) -> Result<()> {
     let mut replies = Vec::with_capacity(visitors);
@@ -230,6 +237,39 @@ async fn send(world: &mut PageTrackerWorld, method: &str, path: &str) -> Result<
 }
 
 // --- Then ------------------------------------------------------------------
+
+#[then("each answer names its request, no two the same")]
+async fn each_answer_names_its_request(world: &mut PageTrackerWorld) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (index, reply) in world.replies.iter().enumerate() {
+        let id = reply
+            .request_id
+            .as_deref()
+            .with_context(|| format!("answer {} names no request", index + 1))?;
+        ensure!(
+            !id.trim().is_empty(),
+            "answer {} names an empty request id",
+            index + 1
+        );
+        ensure!(
+            seen.insert(id),
+            "answer {} names request {id:?}, as an earlier answer did",
+            index + 1
+        );
+    }
+    ensure!(!seen.is_empty(), "no answer to look at");
+    Ok(())
+}
+
+#[then(expr = "the answer names the request {string}")]
+async fn the_answer_names_the_request(world: &mut PageTrackerWorld, id: String) -> Result<()> {
+    let named = world.last_reply()?.request_id.as_deref();
+    ensure!(
+        named == Some(id.as_str()),
+        "the answer names the request {named:?}, not {id:?}"
+    );
+    Ok(())
+}
 
 #[then(expr = "the visitor is told {string}")]
 async fn the_visitor_is_told(world: &mut PageTrackerWorld, message: String) -> Result<()> {
