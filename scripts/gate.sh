@@ -183,6 +183,10 @@ promtool_tool() {
 # As CI's `cargo deny --locked check`, without the inclusion graphs (`cargo deny check` shows them).
 deny() {
     cargo deny --version
+    # cargo-deny reads `cargo metadata` for every platform, offline: the crates only
+    # other platforms use (wasm, Android, Windows) must be in the registry cache too,
+    # and a build never puts them there.
+    cargo fetch --locked --quiet || return 1
     if [ -d "$SHARED_ADVISORY_DB" ] && [ -z "${GATE_DENY_FETCH:-}" ]; then
         offline_advisory_db && cargo deny --offline --locked check --hide-inclusion-graph
     else
