@@ -26,9 +26,9 @@
 # and the two added replicas too while scaled up, with no change to its configuration.
 # For each phase: requests answered, non-2xx, socket errors, and the Redis
 # counter's growth against the 2xx count. Fails when the scale, rolling or
-# rollback phase lost a request, when Prometheus missed a replica, when SIGKILL lost more than the connections in
-# flight, or when the counter and the 2xx answers differ by more than the
-# requests in flight or failed. Last line:
+# rollback phase lost a request, when Prometheus missed a replica, when SIGKILL
+# lost more than the connections in flight, or when the counter and the 2xx
+# answers differ by more than the requests in flight or failed. Last line:
 # `rollout (swarm): N requests, F failed` (the rolling phase).
 #
 # The swarm: initialised (single node) only when `docker info` says it is
@@ -135,7 +135,17 @@ scraped() {
     [ "$(series 'up{job="page-tracker"} == 1')" -eq "$1" ] && [ "$(series 'up{job="haproxy"} == 1')" -eq 1 ] &&
         [ "$(series 'redis_up == 1')" -eq 1 ] && [ "$(series 'up == 0')" -eq 0 ]
 }
-targets() { series 'up{job="page-tracker"}'; }
+# expect_scraped PHASE N SECONDS: records a problem unless Prometheus comes to scrape
+# N replicas, the load balancer and Redis within SECONDS.
+expect_scraped() {
+    if wait_until "$3" scraped "$2"; then
+        log "$1: Prometheus scrapes $2 replicas, the load balancer and Redis"
+    else
+        warn "$1: FAILED: Prometheus does not scrape $2 replicas, the load balancer and Redis" \
+            "(web targets: $(series 'up{job="page-tracker"}' 2>&1))"
+        problems+=(monitoring)
+    fi
+}
 
 log "deploying stack $stack: $PAGE_TRACKER_IMAGE behind $HAPROXY_IMAGE on port $PAGE_TRACKER_PORT"
 deployed=1
@@ -155,23 +165,13 @@ log "$replicas replicas in rotation: $(servers | awk '$6 == 2 { printf "%s=%s ",
 
 problems=()
 
-if wait_until 90 scraped "$replicas"; then
-    log "monitoring: Prometheus scrapes $replicas replicas, the load balancer and Redis"
-else
-    warn "monitoring: FAILED: Prometheus does not scrape $replicas replicas, the load balancer and Redis (web targets: $(targets 2>&1))"
-    problems+=(monitoring)
-fi
+expect_scraped monitoring "$replicas" 90
 
 log "phase scale: load ($connections connections), $replicas -> $((replicas + 2)) -> $replicas replicas"
 start_load
 docker service scale --detach=false "$web=$((replicas + 2))" >/dev/null
 wait_until 60 in_rotation $((replicas + 2)) || warn "scale: $((replicas + 2)) replicas not in rotation"
-if wait_until 60 scraped $((replicas + 2)); then
-    log "scale: Prometheus scrapes the $((replicas + 2)) replicas"
-else
-    warn "scale: FAILED: Prometheus does not scrape the $((replicas + 2)) replicas (web targets: $(targets 2>&1))"
-    problems+=(monitoring)
-fi
+expect_scraped scale $((replicas + 2)) 60
 log "scale: $((replicas + 2)) replicas in rotation; scaling back (the removed ones drain)"
 docker service scale --detach=false "$web=$replicas" >/dev/null
 finish_load scale 0
