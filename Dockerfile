@@ -31,11 +31,15 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 # --- Dependencies (a cached layer), then the checks, the unit level and the shipped
-#     binary. One profile, dist, serves the tests and the binary, so every dependency
-#     is compiled once for them (and once more, metadata only, for clippy).
+#     binary. One profile, dist, serves the tests and the binary. The crates whose
+#     features the test dependencies widen (tokio, hyper, rustls, ...) are cooked twice,
+#     with and without them: the binary must not ship test features (tokio's test-util
+#     clock, TLS 1.2), and cooked here they are not compiled again on every change.
+#     Clippy gets its own metadata-only build.
 FROM chef AS builder
 COPY --from=planner /build/recipe.json recipe.json
 RUN cargo chef cook --locked --profile dist --all-targets --recipe-path recipe.json \
+    && cargo chef cook --locked --profile dist --bin page-tracker --recipe-path recipe.json \
     && cargo chef cook --locked --check --all-targets --recipe-path recipe.json
 COPY . .
 # pipefail: a failing cargo must fail the RUN, not vanish into the pipe.
