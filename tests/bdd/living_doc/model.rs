@@ -234,7 +234,8 @@ pub struct LevelSummary {
     pub failed: usize,
     pub not_run: usize,
     pub nanos: u64,
-    pub written: String,
+    /// When the report was written, if known.
+    pub written: Option<jiff::Timestamp>,
     pub problem: Option<String>,
 }
 
@@ -283,9 +284,7 @@ impl Book {
             failed: count(Some(false)),
             not_run: count(None),
             nanos: cells.iter().map(|cell| cell.nanos.unwrap_or(0)).sum(),
-            written: run
-                .written
-                .map_or_else(|| "unknown".to_owned(), format_time),
+            written: run.written,
             problem: run.report.as_ref().err().cloned(),
         }
     }
