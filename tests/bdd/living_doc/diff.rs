@@ -24,36 +24,33 @@ pub struct Diff {
     pub still_failing: usize,
 }
 
-/// One level's totals now, with the change from the baseline (`+2`, `-1`, or empty).
+/// One level's totals now, the passed and failed ones with the change from the
+/// baseline: `3 (+2)`, `1 (−1)`, or `3` alone.
 #[derive(Debug)]
 pub struct LevelLine {
     pub level: &'static str,
-    pub passed: usize,
-    pub passed_change: String,
-    pub failed: usize,
-    pub failed_change: String,
+    pub passed: String,
+    pub failed: String,
     pub not_run: usize,
 }
 
 impl LevelLine {
     fn new(summary: &LevelSummary, base: &Run) -> Self {
         let level = summary.level;
-        let counted = |passed: bool| {
+        let count = |now: usize, passed: bool| {
             let cells = base.results.values().filter_map(|cells| cells.get(level));
-            cells.filter(|past| past.passed == passed).count()
-        };
-        let change = |now: usize, then: usize| match now.cmp(&then) {
-            _ if !base.levels.contains_key(level) => String::new(),
-            Ordering::Greater => format!(" (+{})", now - then),
-            Ordering::Less => format!(" (−{})", then - now),
-            Ordering::Equal => String::new(),
+            let then = cells.filter(|past| past.passed == passed).count();
+            match now.cmp(&then) {
+                _ if !base.levels.contains_key(level) => now.to_string(),
+                Ordering::Greater => format!("{now} (+{})", now - then),
+                Ordering::Less => format!("{now} (−{})", then - now),
+                Ordering::Equal => now.to_string(),
+            }
         };
         Self {
             level,
-            passed: summary.passed,
-            passed_change: change(summary.passed, counted(true)),
-            failed: summary.failed,
-            failed_change: change(summary.failed, counted(false)),
+            passed: count(summary.passed, true),
+            failed: count(summary.failed, false),
             not_run: summary.not_run,
         }
     }

@@ -87,29 +87,25 @@ impl History {
         for row in book.rows_mut() {
             for cell in &mut row.cells {
                 // The cell's results, oldest first, with the run of each.
-                let past: Vec<(&Run, Past)> = self
-                    .runs
-                    .iter()
+                let runs = self.runs.iter();
+                let past: Vec<(&Run, Past)> = runs
                     .filter_map(|run| Some((run, *run.results.get(&row.key)?.get(cell.level)?)))
                     .collect();
-                let recent = &past[past.len().saturating_sub(WINDOW)..];
-                cell.recent = recent
-                    .iter()
-                    .map(|(run, past)| Recent {
+                let recent = past[past.len().saturating_sub(WINDOW)..].iter();
+                let recent = recent.map(|(run, past)| {
+                    let result = if past.passed { "passed" } else { "failed" };
+                    let (commit, time, ms) = (&run.commit, format_time(run.time), past.ms);
+                    let title = format!("{result} on {commit} at {time}, {ms} ms");
+                    Recent {
                         passed: past.passed,
-                        title: format!(
-                            "{} on {} at {}, {} ms",
-                            if past.passed { "passed" } else { "failed" },
-                            run.commit,
-                            format_time(run.time),
-                            past.ms
-                        ),
-                    })
-                    .collect();
-                let results: Vec<(&str, bool)> = past
+                        title,
+                    }
+                });
+                cell.recent = recent.collect();
+                let results = past
                     .iter()
-                    .map(|(run, past)| (run.commit.as_str(), past.passed))
-                    .collect();
+                    .map(|(run, past)| (run.commit.as_str(), past.passed));
+                let results: Vec<(&str, bool)> = results.collect();
                 cell.flaky = flaky(&results);
             }
         }
@@ -151,14 +147,11 @@ pub fn record(book: &Book, runs: &[LevelRun], commit: &str, time: jiff::Timestam
     let mut results: BTreeMap<String, BTreeMap<String, Past>> = BTreeMap::new();
     for row in book.rows() {
         for cell in &row.cells {
-            let Some(passed) = cell.outcome.passed() else {
-                continue;
-            };
-            let ms = cell.nanos.unwrap_or(0) / 1_000_000;
-            results
-                .entry(row.key.clone())
-                .or_default()
-                .insert(cell.level.to_owned(), Past { passed, ms });
+            if let Some(passed) = cell.outcome.passed() {
+                let ms = cell.nanos.unwrap_or(0) / 1_000_000;
+                let cells = results.entry(row.key.clone()).or_default();
+                cells.insert(cell.level.to_owned(), Past { passed, ms });
+            }
         }
     }
     Run {

@@ -12,14 +12,13 @@
 //!
 //! `report` reads a level's run and what it says of each scenario, `model` lays
 //! the feature files out with those results, `history` keeps earlier runs and
-//! finds flaky scenarios, `render` and `diff` fill the templates in `templates/`
+//! finds flaky scenarios, `Page` and `diff` fill the templates in `templates/`
 //! (the Markdown one is `diff.md.txt`: `.dockerignore` leaves `*.md` out of the
 //! image builds, which compile it).
 
 mod diff;
 mod history;
 mod model;
-mod render;
 mod report;
 // Run by their own target (`[[test]] name = "living_doc"`): the `bdd` target is
 // built with `harness = false`, which compiles `#[test]` functions out and
@@ -39,14 +38,19 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use askama::Template as _;
+use askama::Template;
 use cucumber::{
     feature::Ext as _,
     gherkin::{self, GherkinEnv},
 };
 
 pub use self::report::NotRun;
-use self::{diff::Diff, history::History, model::Book, report::LevelRun};
+use self::{
+    diff::Diff,
+    history::History,
+    model::{Book, Outcome},
+    report::LevelRun,
+};
 
 /// The levels, in the order the page shows them: e2e-ha is the e2e level run
 /// against the ha stack (`scripts/e2e.sh --ha`), which checks the failover.
@@ -60,6 +64,17 @@ pub struct Options {
     pub history: PathBuf,
     /// A history whose latest run the Markdown summary compares against.
     pub diff_against: Option<PathBuf>,
+}
+
+/// The page, from its template (`templates/page.html`): one self-contained file,
+/// styles and script inline, every text from the feature files and the reports escaped.
+#[derive(Debug, Template)]
+#[template(path = "page.html", config = "tests/bdd/living_doc/askama.toml")]
+struct Page<'a> {
+    book: &'a Book,
+    /// When the page was rendered, as `YYYY-MM-DD HH:MM UTC`.
+    generated: String,
+    commit: &'a str,
 }
 
 /// The page and the summary: as text, or where `render` wrote them.
@@ -124,7 +139,12 @@ fn build(
     history.append(history::record(&book, runs, commit, now));
     history.annotate(&mut book);
     let generated = model::format_time(now);
-    let page = render::Page::new(&book, generated, commit).render()?;
+    let page = Page {
+        book: &book,
+        generated,
+        commit,
+    };
+    let page = page.render()?;
     let diff = baseline.map(|baseline| Diff::new(&book, baseline.latest()).render());
     let diff = diff.transpose()?;
     Ok(Rendered { page, diff })

@@ -234,7 +234,8 @@ pub struct LevelSummary {
     pub failed: usize,
     pub not_run: usize,
     pub nanos: u64,
-    pub written: String,
+    /// When the report was written, if known.
+    pub written: Option<jiff::Timestamp>,
     pub problem: Option<String>,
 }
 
@@ -283,9 +284,7 @@ impl Book {
             failed: count(Some(false)),
             not_run: count(None),
             nanos: cells.iter().map(|cell| cell.nanos.unwrap_or(0)).sum(),
-            written: run
-                .written
-                .map_or_else(|| "unknown".to_owned(), format_time),
+            written: run.written,
             problem: run.report.as_ref().err().cloned(),
         }
     }
@@ -363,18 +362,32 @@ fn parts(mut rest: &str, placeholders: &[String]) -> Vec<Part> {
     parts
 }
 
-/// The steps as written; `placeholders` are an outline's `<name>`s.
-fn steps(steps: &[gherkin::Step], placeholders: &[String]) -> Vec<Step> {
-    let step = |step: &gherkin::Step| Step {
-        keyword: step.keyword.trim().to_owned(),
-        parts: parts(&step.value, placeholders),
-        docstring: step.docstring.clone(),
-        table: step
-            .table
-            .as_ref()
-            .map(|table| table.rows.clone())
-            .unwrap_or_default(),
-        failed_at: Vec::new(),
+/// The steps as written; `placeholders` are an outline's `<name>`s, and each
+/// step is marked with the levels whose result in `cells` failed there.
+fn steps(steps: &[gherkin::Step], placeholders: &[String], cells: &[&Cell]) -> Vec<Step> {
+    let step = |step: &gherkin::Step| {
+        let mut failed_at = Vec::new();
+        for cell in cells {
+            if let Outcome::Failed {
+                line: Some(line), ..
+            } = cell.outcome
+                && line == step.position.line
+                && !failed_at.contains(&cell.level)
+            {
+                failed_at.push(cell.level);
+            }
+        }
+        Step {
+            keyword: step.keyword.trim().to_owned(),
+            parts: parts(&step.value, placeholders),
+            docstring: step.docstring.clone(),
+            table: step
+                .table
+                .as_ref()
+                .map(|table| table.rows.clone())
+                .unwrap_or_default(),
+            failed_at,
+        }
     };
     steps.iter().map(step).collect()
 }
@@ -383,7 +396,7 @@ fn background(background: Option<&gherkin::Background>) -> Option<Background> {
     background.map(|background| Background {
         keyword: background.keyword.clone(),
         name: background.name.clone(),
-        steps: steps(&background.steps, &[]),
+        steps: steps(&background.steps, &[], &[]),
     })
 }
 
@@ -488,39 +501,19 @@ fn build_scenario(
             rows: rows.collect(),
         })
     });
-    let mut built = Scenario {
+    let examples: Vec<Examples> = examples.collect();
+    let plain = scenario.examples.is_empty();
+    let plain = plain.then(|| row(key, String::new(), Vec::new(), scenario.position.line));
+    let rows = plain.iter().chain(examples.iter().flat_map(|e| &e.rows));
+    let cells: Vec<&Cell> = rows.flat_map(|row| &row.cells).collect();
+    Scenario {
         id: format!("{}--{}", slug(&feature.name), slug(&scenario.name)),
         name: scenario.name.clone(),
         tags: tags(&scenario.tags),
         all_tags: tags(feature.tags.iter().chain(inherited).chain(&scenario.tags)),
         description: paragraphs(scenario.description.as_deref()),
-        steps: steps(&scenario.steps, &placeholders),
-        examples: examples.collect(),
-        plain: None,
-    };
-    if scenario.examples.is_empty() {
-        built.plain = Some(row(key, String::new(), Vec::new(), scenario.position.line));
-    }
-    mark_failed_steps(&mut built, scenario);
-    built
-}
-
-/// Marks, on the scenario's own steps as written, the levels that failed there.
-fn mark_failed_steps(built: &mut Scenario, scenario: &gherkin::Scenario) {
-    let failures: Vec<(&'static str, usize)> = built
-        .cells()
-        .filter_map(|cell| match &cell.outcome {
-            Outcome::Failed {
-                line: Some(line), ..
-            } => Some((cell.level, *line)),
-            _ => None,
-        })
-        .collect();
-    for (level, line) in failures {
-        for (step, written) in built.steps.iter_mut().zip(&scenario.steps) {
-            if line == written.position.line && !step.failed_at.contains(&level) {
-                step.failed_at.push(level);
-            }
-        }
+        steps: steps(&scenario.steps, &placeholders, &cells),
+        plain,
+        examples,
     }
 }

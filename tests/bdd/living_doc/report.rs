@@ -26,12 +26,13 @@ pub struct Element {
     pub line: usize,
     #[serde(default)]
     pub name: String,
+    /// Hooks are steps without a keyword, line or name.
     #[serde(default)]
-    pub before: Vec<Hook>,
+    pub before: Vec<Step>,
     #[serde(default)]
     pub steps: Vec<Step>,
     #[serde(default)]
-    pub after: Vec<Hook>,
+    pub after: Vec<Step>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -39,11 +40,6 @@ pub struct Element {
 pub enum ElementKind {
     Scenario,
     Background,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Hook {
-    pub result: RunResult,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,32 +178,36 @@ impl LevelRun {
                 .to_owned();
             return (Outcome::NotRun { reason }, None);
         }
-        let of_kind = |kind| elements.iter().filter(move |element| element.kind == kind);
-        let scenarios = || of_kind(ElementKind::Scenario);
-        let background_steps: Vec<&Step> = of_kind(ElementKind::Background)
-            .flat_map(|element| &element.steps)
-            .collect();
-        let scenario_steps: Vec<&Step> = scenarios().flat_map(|element| &element.steps).collect();
+        let (backgrounds, scenarios): (Vec<&Element>, _) = elements
+            .into_iter()
+            .partition(|element| element.kind == ElementKind::Background);
+        let background_steps: Vec<&Step> = backgrounds.iter().flat_map(|e| &e.steps).collect();
+        let scenario_steps: Vec<&Step> = scenarios.iter().flat_map(|e| &e.steps).collect();
 
         // In the order they ran: hooks before, the background, the scenario, hooks after.
-        let set_up = scenarios().flat_map(|element| &element.before);
+        let hooks = |name: &'static str, hooks: fn(&Element) -> &Vec<Step>| {
+            let hooks = scenarios.iter().flat_map(move |element| hooks(element));
+            hooks.map(move |hook| (name.to_owned(), None, hook))
+        };
         let steps = background_steps.iter().chain(&scenario_steps);
-        let clean_up = scenarios().flat_map(|element| &element.after);
-        let hook = |name: &str, result| (name.to_owned(), None, result);
-        let ran: Vec<(String, Option<usize>, &RunResult)> = set_up
-            .map(|before| hook("the set-up before the scenario", &before.result))
-            .chain(steps.map(|step| (step.text(), Some(step.line), &step.result)))
-            .chain(clean_up.map(|after| hook("the clean-up after the scenario", &after.result)))
-            .collect();
-        let nanos = Some(ran.iter().map(|(_, _, result)| result.duration).sum());
+        let ran: Vec<(String, Option<usize>, &Step)> =
+            hooks("the set-up before the scenario", |e| &e.before)
+                .chain(steps.map(|step| (step.text(), Some(step.line), *step)))
+                .chain(hooks("the clean-up after the scenario", |e| &e.after))
+                .collect();
+        let nanos = Some(ran.iter().map(|(_, _, ran)| ran.result.duration).sum());
         let mut ran = ran.into_iter();
-        let failed = ran.find(|(_, _, result)| result.status != Status::Passed);
-        let failed = failed.map(|(step, line, result)| {
+        let failed = ran.find(|(_, _, ran)| ran.result.status != Status::Passed);
+        let failed = failed.map(|(step, line, ran)| {
             // Cucumber JSON's name of the status: the variant's, in lower case.
-            let status = format!("{:?}", result.status).to_lowercase();
-            let message = result.error_message.clone();
+            let status = format!("{:?}", ran.result.status).to_lowercase();
+            let message = ran.result.error_message.clone();
             let message = message.unwrap_or_else(|| format!("the step was {status}"));
-            (step, line, message)
+            Outcome::Failed {
+                step,
+                line,
+                message,
+            }
         });
 
         // Every step must have passed: one that never ran is no pass.
@@ -225,19 +225,15 @@ impl LevelRun {
                 "only {ran} of the scenario's {expected} steps were run; the report may \
                  predate a change to the feature"
             );
-            (step, Some(missing.position.line), message)
-        });
-        let outcome = match failed.or(missing) {
-            Some((step, line, message)) => Outcome::Failed {
+            let line = Some(missing.position.line);
+            Outcome::Failed {
                 step,
                 line,
                 message,
-            },
-            None => Outcome::Passed,
-        };
-        (outcome, nanos)
+            }
+        });
+        (failed.or(missing).unwrap_or(Outcome::Passed), nanos)
     }
-
     /// Scenarios the level reported that the feature files (laid out as `features`)
     /// no longer have, or could not be parsed into: listed so that no failure goes unseen.
     pub fn strays(&self, features: &[model::Feature]) -> Vec<Stray> {

@@ -214,9 +214,13 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
         "the hook and three steps"
     );
 
-    let html = render::Page::new(&book, "now".to_owned(), "abc")
-        .render()
-        .expect("renders");
+    let html = Page {
+        book: &book,
+        generated: "now".to_owned(),
+        commit: "abc",
+    }
+    .render()
+    .expect("renders");
     assert_eq!(html.matches("<table class=\"examples\">").count(), 1);
     assert_eq!(html.matches("Many visits").count(), 1);
     assert!(html.contains("<th>visits</th><th>total</th><th class=\"level\">unit</th>"));
@@ -299,9 +303,13 @@ fn an_unreadable_report_gives_no_result_and_strays_are_listed() {
         "steps": [step("", 0, "scenario", Some("Failed to parse <line 3>"))],
     }] }]);
     let book = book_of(&[level_run("unit", &stray, Vec::new())]);
-    let html = render::Page::new(&book, "now".to_owned(), "abc")
-        .render()
-        .expect("renders");
+    let html = Page {
+        book: &book,
+        generated: "now".to_owned(),
+        commit: "abc",
+    }
+    .render()
+    .expect("renders");
     assert!(html.contains("Reported, but not in the feature files"));
     assert!(html.contains("Failed to parse &#60;line 3&#62;"));
 }
@@ -309,9 +317,13 @@ fn an_unreadable_report_gives_no_result_and_strays_are_listed() {
 #[test]
 fn hostile_text_in_feature_files_and_reports_is_escaped() {
     let book = book_of(&[unit_run()]);
-    let html = render::Page::new(&book, "now".to_owned(), "abc")
-        .render()
-        .expect("renders");
+    let html = Page {
+        book: &book,
+        generated: "now".to_owned(),
+        commit: "abc",
+    }
+    .render()
+    .expect("renders");
     assert_eq!(
         html.matches("<script").count(),
         1,
@@ -387,9 +399,13 @@ fn the_history_marks_cells_flaky_and_shows_their_recent_results() {
         plain.cells[0].flaky.as_deref(),
         Some("passed and failed on commit bbb")
     );
-    let html = render::Page::new(&book, "now".to_owned(), "bbb")
-        .render()
-        .expect("renders");
+    let html = Page {
+        book: &book,
+        generated: "now".to_owned(),
+        commit: "bbb",
+    }
+    .render()
+    .expect("renders");
     assert!(
         html.contains("<span class=\"flaky\">flaky</span> unit: passed and failed on commit bbb")
     );
