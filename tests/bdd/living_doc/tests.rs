@@ -132,6 +132,17 @@ fn unit_run() -> LevelRun {
     level_run("unit", &unit_report(), not_run)
 }
 
+/// The page of `book` as rendered at `commit`.
+fn page_html(book: &Book, commit: &str) -> String {
+    Page {
+        book,
+        generated: "now".to_owned(),
+        commit,
+    }
+    .render()
+    .expect("renders")
+}
+
 fn book_of(runs: &[LevelRun]) -> Book {
     Book::new(&specification(), Vec::new(), runs)
 }
@@ -214,13 +225,7 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
         "the hook and three steps"
     );
 
-    let html = Page {
-        book: &book,
-        generated: "now".to_owned(),
-        commit: "abc",
-    }
-    .render()
-    .expect("renders");
+    let html = page_html(&book, "abc");
     assert_eq!(html.matches("<table class=\"examples\">").count(), 1);
     assert_eq!(html.matches("Many visits").count(), 1);
     assert!(html.contains("<th>visits</th><th>total</th><th class=\"level\">unit</th>"));
@@ -303,13 +308,7 @@ fn an_unreadable_report_gives_no_result_and_strays_are_listed() {
         "steps": [step("", 0, "scenario", Some("Failed to parse <line 3>"))],
     }] }]);
     let book = book_of(&[level_run("unit", &stray, Vec::new())]);
-    let html = Page {
-        book: &book,
-        generated: "now".to_owned(),
-        commit: "abc",
-    }
-    .render()
-    .expect("renders");
+    let html = page_html(&book, "abc");
     assert!(html.contains("Reported, but not in the feature files"));
     assert!(html.contains("Failed to parse &#60;line 3&#62;"));
 }
@@ -317,13 +316,7 @@ fn an_unreadable_report_gives_no_result_and_strays_are_listed() {
 #[test]
 fn hostile_text_in_feature_files_and_reports_is_escaped() {
     let book = book_of(&[unit_run()]);
-    let html = Page {
-        book: &book,
-        generated: "now".to_owned(),
-        commit: "abc",
-    }
-    .render()
-    .expect("renders");
+    let html = page_html(&book, "abc");
     assert_eq!(
         html.matches("<script").count(),
         1,
@@ -399,13 +392,7 @@ fn the_history_marks_cells_flaky_and_shows_their_recent_results() {
         plain.cells[0].flaky.as_deref(),
         Some("passed and failed on commit bbb")
     );
-    let html = Page {
-        book: &book,
-        generated: "now".to_owned(),
-        commit: "bbb",
-    }
-    .render()
-    .expect("renders");
+    let html = page_html(&book, "bbb");
     assert!(
         html.contains("<span class=\"flaky\">flaky</span> unit: passed and failed on commit bbb")
     );
