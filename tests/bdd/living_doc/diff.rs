@@ -37,7 +37,7 @@ pub struct LevelLine {
 impl LevelLine {
     fn new(summary: &LevelSummary, base: &Run) -> Self {
         let level = summary.level;
-        let count = |now: usize, passed: bool| {
+        let with_change = |now: usize, passed: bool| {
             let cells = base.results.values().filter_map(|cells| cells.get(level));
             let then = cells.filter(|past| past.passed == passed).count();
             match now.cmp(&then) {
@@ -49,8 +49,8 @@ impl LevelLine {
         };
         Self {
             level,
-            passed: count(summary.passed, true),
-            failed: count(summary.failed, false),
+            passed: with_change(summary.passed, true),
+            failed: with_change(summary.failed, false),
             not_run: summary.not_run,
         }
     }

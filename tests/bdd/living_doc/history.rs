@@ -87,8 +87,9 @@ impl History {
         for row in book.rows_mut() {
             for cell in &mut row.cells {
                 // The cell's results, oldest first, with the run of each.
-                let runs = self.runs.iter();
-                let past: Vec<(&Run, Past)> = runs
+                let past: Vec<(&Run, Past)> = self
+                    .runs
+                    .iter()
                     .filter_map(|run| Some((run, *run.results.get(&row.key)?.get(cell.level)?)))
                     .collect();
                 let recent = past[past.len().saturating_sub(WINDOW)..].iter();
@@ -102,10 +103,10 @@ impl History {
                     }
                 });
                 cell.recent = recent.collect();
-                let results = past
+                let results: Vec<(&str, bool)> = past
                     .iter()
-                    .map(|(run, past)| (run.commit.as_str(), past.passed));
-                let results: Vec<(&str, bool)> = results.collect();
+                    .map(|(run, past)| (run.commit.as_str(), past.passed))
+                    .collect();
                 cell.flaky = flaky(&results);
             }
         }

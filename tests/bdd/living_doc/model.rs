@@ -502,8 +502,10 @@ fn build_scenario(
         })
     });
     let examples: Vec<Examples> = examples.collect();
-    let plain = scenario.examples.is_empty();
-    let plain = plain.then(|| row(key, String::new(), Vec::new(), scenario.position.line));
+    let plain = scenario
+        .examples
+        .is_empty()
+        .then(|| row(key, String::new(), Vec::new(), scenario.position.line));
     let rows = plain.iter().chain(examples.iter().flat_map(|e| &e.rows));
     let cells: Vec<&Cell> = rows.flat_map(|row| &row.cells).collect();
     Scenario {

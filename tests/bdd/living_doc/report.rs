@@ -234,6 +234,7 @@ impl LevelRun {
         });
         (failed.or(missing).unwrap_or(Outcome::Passed), nanos)
     }
+
     /// Scenarios the level reported that the feature files (laid out as `features`)
     /// no longer have, or could not be parsed into: listed so that no failure goes unseen.
     pub fn strays(&self, features: &[model::Feature]) -> Vec<Stray> {
