@@ -36,7 +36,7 @@ pub struct LevelLine {
 
 impl LevelLine {
     fn new(summary: &LevelSummary, base: &Run) -> Self {
-        let level = summary.level;
+        let level = summary.run.level;
         let with_change = |now: usize, passed: bool| {
             let cells = base.results.values().filter_map(|cells| cells.get(level));
             let then = cells.filter(|past| past.passed == passed).count();
@@ -73,8 +73,8 @@ impl Diff {
         let keys: BTreeSet<&String> = book.rows().map(|row| &row.key).collect();
         let removed = base.results.keys().filter(|key| !keys.contains(*key));
         let levels = book.levels.iter().map(|line| LevelLine::new(line, base));
-        let reported = book.levels.iter().filter(|level| level.problem.is_none());
-        let reported: Vec<&str> = reported.map(|level| level.level).collect();
+        let reported = book.levels.iter().filter(|level| level.run.report.is_ok());
+        let reported: Vec<&str> = reported.map(|level| level.run.level).collect();
         let mut diff = Self {
             baseline: baseline
                 .map(|run| format!("`{}` ({})", md(&run.commit), format_time(run.time))),

@@ -7,10 +7,7 @@ use std::{collections::BTreeMap, fs, io, path::Path};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    model::{Book, Recent, format_time},
-    report::LevelRun,
-};
+use super::{model::Book, report::LevelRun};
 
 /// Runs kept in the file; older ones are dropped.
 pub const MAX_RUNS: usize = 50;
@@ -83,7 +80,7 @@ impl History {
     }
 
     /// Fills each cell's recent results and flaky mark.
-    pub fn annotate(&self, book: &mut Book) {
+    pub fn annotate<'a>(&'a self, book: &mut Book<'a>) {
         for row in book.rows_mut() {
             for cell in &mut row.cells {
                 // The cell's results, oldest first, with the run of each.
@@ -92,17 +89,7 @@ impl History {
                     .iter()
                     .filter_map(|run| Some((run, *run.results.get(&row.key)?.get(cell.level)?)))
                     .collect();
-                let recent = past[past.len().saturating_sub(WINDOW)..].iter();
-                let recent = recent.map(|(run, past)| {
-                    let result = if past.passed { "passed" } else { "failed" };
-                    let (commit, time, ms) = (&run.commit, format_time(run.time), past.ms);
-                    let title = format!("{result} on {commit} at {time}, {ms} ms");
-                    Recent {
-                        passed: past.passed,
-                        title,
-                    }
-                });
-                cell.recent = recent.collect();
+                cell.recent = past[past.len().saturating_sub(WINDOW)..].to_vec();
                 let results: Vec<(&str, bool)> = past
                     .iter()
                     .map(|(run, past)| (run.commit.as_str(), past.passed))

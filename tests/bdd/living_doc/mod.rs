@@ -71,7 +71,7 @@ pub struct Options {
 #[derive(Debug, Template)]
 #[template(path = "page.html", config = "tests/bdd/living_doc/askama.toml")]
 struct Page<'a> {
-    book: &'a Book,
+    book: &'a Book<'a>,
     /// When the page was rendered, as `YYYY-MM-DD HH:MM UTC`.
     generated: String,
     commit: &'a str,

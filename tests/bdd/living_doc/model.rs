@@ -1,11 +1,15 @@
 //! The page's content: the specification as written, each scenario (or outline
 //! example row) with its result and duration at every level that has a report.
+//! Its parts borrow the parsed feature files, the reports and the history.
 
 use std::collections::BTreeSet;
 
 use cucumber::gherkin;
 
-use super::report::LevelRun;
+use super::{
+    history::{Past, Run},
+    report::LevelRun,
+};
 
 /// A scenario's (or example row's) result at one level.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,21 +59,14 @@ impl Outcome {
 
 /// One cell: a scenario (or example row) at one level.
 #[derive(Debug, Clone)]
-pub struct Cell {
+pub struct Cell<'a> {
     pub level: &'static str,
     pub outcome: Outcome,
     pub nanos: Option<u64>,
-    /// Earlier results, oldest first (filled from the history).
-    pub recent: Vec<Recent>,
+    /// Earlier results with their runs, oldest first (filled from the history).
+    pub recent: Vec<(&'a Run, Past)>,
     /// Why the cell is flaky, if it is.
     pub flaky: Option<String>,
-}
-
-/// One earlier result of a cell, as the page shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recent {
-    pub passed: bool,
-    pub title: String,
 }
 
 /// `1.2 s`, `35 ms`, `<1 ms`.
@@ -83,70 +80,73 @@ pub fn duration(nanos: u64) -> String {
 
 /// A plain scenario has one row without values; an outline one per example.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub struct Row<'a> {
     /// Names the row in the history and the diff: `Feature: Scenario (name: value, …)`.
     pub key: String,
     /// `name: value, …` of an example; empty for a plain scenario.
     pub label: String,
     /// Where cucumber reports it: the scenario's line, or the example's.
     pub line: usize,
-    pub values: Vec<String>,
-    pub cells: Vec<Cell>,
+    pub values: &'a [String],
+    pub cells: Vec<Cell<'a>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Examples {
-    pub keyword: String,
-    pub name: String,
-    pub header: Vec<String>,
-    pub rows: Vec<Row>,
+pub struct Examples<'a> {
+    pub src: &'a gherkin::Examples,
+    pub header: &'a [String],
+    pub rows: Vec<Row<'a>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Step {
-    pub keyword: String,
-    pub parts: Vec<Part>,
-    pub docstring: Option<String>,
-    pub table: Vec<Vec<String>>,
+pub struct Step<'a> {
+    pub src: &'a gherkin::Step,
+    pub parts: Vec<Part<'a>>,
     /// The levels that failed at this step.
     pub failed_at: Vec<&'static str>,
 }
 
 /// A step's text, its outline's `<placeholders>` apart so the page can mark them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part {
+pub struct Part<'a> {
     pub placeholder: bool,
-    pub text: String,
+    pub text: &'a str,
 }
 
 #[derive(Debug, Clone)]
-pub struct Background {
-    pub keyword: String,
-    pub name: String,
-    pub steps: Vec<Step>,
+pub struct Background<'a> {
+    pub src: &'a gherkin::Background,
+    pub steps: Vec<Step<'a>>,
+}
+
+impl<'a> Background<'a> {
+    fn new(background: Option<&'a gherkin::Background>) -> Option<Self> {
+        background.map(|src| Self {
+            src,
+            steps: steps(&src.steps, &[], &[]),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
-pub struct Scenario {
+pub struct Scenario<'a> {
+    pub src: &'a gherkin::Scenario,
     pub id: String,
-    pub name: String,
-    pub tags: Vec<String>,
     /// Its own tags and those it inherits, for the tag filter.
-    pub all_tags: Vec<String>,
-    pub description: Vec<String>,
-    pub steps: Vec<Step>,
+    pub all_tags: Vec<&'a String>,
+    pub steps: Vec<Step<'a>>,
     /// A plain scenario's one row; empty for an outline.
-    pub plain: Option<Row>,
-    pub examples: Vec<Examples>,
+    pub plain: Option<Row<'a>>,
+    pub examples: Vec<Examples<'a>>,
 }
 
-impl Scenario {
-    pub fn rows(&self) -> impl Iterator<Item = &Row> {
+impl<'a> Scenario<'a> {
+    pub fn rows(&self) -> impl Iterator<Item = &Row<'a>> {
         let examples = self.examples.iter().flat_map(|e| &e.rows);
         self.plain.iter().chain(examples)
     }
 
-    pub fn cells(&self) -> impl Iterator<Item = &Cell> {
+    pub fn cells(&self) -> impl Iterator<Item = &Cell<'a>> {
         self.rows().flat_map(|row| &row.cells)
     }
 
@@ -172,7 +172,7 @@ impl Scenario {
 }
 
 /// `failed` when any level failed, else `passed` when any passed, else `not-run`.
-fn status<'a>(cells: impl Iterator<Item = &'a Cell>) -> &'static str {
+fn status<'a, 'b: 'a>(cells: impl Iterator<Item = &'a Cell<'b>>) -> &'static str {
     // A failure (`false`) sorts before a pass.
     match cells.filter_map(|cell| cell.outcome.passed()).min() {
         Some(false) => "failed",
@@ -181,35 +181,24 @@ fn status<'a>(cells: impl Iterator<Item = &'a Cell>) -> &'static str {
     }
 }
 
+/// The scenarios of a feature outside any rule, or of consecutive rules of one name.
 #[derive(Debug, Clone)]
-pub struct Rule {
-    pub keyword: String,
-    pub name: String,
-    pub tags: Vec<String>,
-    pub description: Vec<String>,
-    pub background: Option<Background>,
-}
-
-/// The scenarios of a feature outside any rule, or of one rule.
-#[derive(Debug, Clone)]
-pub struct Group {
-    pub rule: Option<Rule>,
-    pub scenarios: Vec<Scenario>,
+pub struct Group<'a> {
+    pub rule: Option<&'a gherkin::Rule>,
+    pub background: Option<Background<'a>>,
+    pub scenarios: Vec<Scenario<'a>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Feature {
+pub struct Feature<'a> {
+    pub src: &'a gherkin::Feature,
     pub id: String,
-    pub keyword: String,
-    pub name: String,
-    pub tags: Vec<String>,
-    pub description: Vec<String>,
-    pub background: Option<Background>,
-    pub groups: Vec<Group>,
+    pub background: Option<Background<'a>>,
+    pub groups: Vec<Group<'a>>,
 }
 
-impl Feature {
-    pub fn scenarios(&self) -> impl Iterator<Item = &Scenario> {
+impl<'a> Feature<'a> {
+    pub fn scenarios(&self) -> impl Iterator<Item = &Scenario<'a>> {
         self.groups.iter().flat_map(|group| &group.scenarios)
     }
 
@@ -228,31 +217,28 @@ pub struct Stray {
 
 /// Totals of one level over the specification.
 #[derive(Debug, Clone)]
-pub struct LevelSummary {
-    pub level: &'static str,
+pub struct LevelSummary<'a> {
+    pub run: &'a LevelRun,
     pub passed: usize,
     pub failed: usize,
     pub not_run: usize,
     pub nanos: u64,
-    /// When the report was written, if known.
-    pub written: Option<jiff::Timestamp>,
-    pub problem: Option<String>,
 }
 
 /// Everything the page shows.
 #[derive(Debug, Clone)]
-pub struct Book {
-    pub levels: Vec<LevelSummary>,
-    pub features: Vec<Feature>,
+pub struct Book<'a> {
+    pub levels: Vec<LevelSummary<'a>>,
+    pub features: Vec<Feature<'a>>,
     pub strays: Vec<Stray>,
     pub unreadable: Vec<String>,
 }
 
-impl Book {
+impl<'a> Book<'a> {
     pub fn new(
-        specification: &[gherkin::Feature],
+        specification: &'a [gherkin::Feature],
         unreadable: Vec<String>,
-        runs: &[LevelRun],
+        runs: &'a [LevelRun],
     ) -> Self {
         let features: Vec<Feature> = specification
             .iter()
@@ -270,7 +256,7 @@ impl Book {
         book
     }
 
-    fn summarize(&self, run: &LevelRun, index: usize) -> LevelSummary {
+    fn summarize(&self, run: &'a LevelRun, index: usize) -> LevelSummary<'a> {
         let cells: Vec<&Cell> = self.rows().filter_map(|row| row.cells.get(index)).collect();
         let count = |passed| {
             cells
@@ -279,25 +265,23 @@ impl Book {
                 .count()
         };
         LevelSummary {
-            level: run.level,
+            run,
             passed: count(Some(true)),
             failed: count(Some(false)),
             not_run: count(None),
             nanos: cells.iter().map(|cell| cell.nanos.unwrap_or(0)).sum(),
-            written: run.written,
-            problem: run.report.as_ref().err().cloned(),
         }
     }
 
-    pub fn scenarios(&self) -> impl Iterator<Item = &Scenario> {
+    pub fn scenarios(&self) -> impl Iterator<Item = &Scenario<'a>> {
         self.features.iter().flat_map(Feature::scenarios)
     }
 
-    pub fn rows(&self) -> impl Iterator<Item = &Row> {
+    pub fn rows(&self) -> impl Iterator<Item = &Row<'a>> {
         self.scenarios().flat_map(Scenario::rows)
     }
 
-    pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row> {
+    pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row<'a>> {
         let groups = self.features.iter_mut().flat_map(|f| &mut f.groups);
         let scenarios = groups.flat_map(|group| &mut group.scenarios);
         scenarios.flat_map(|scenario| {
@@ -307,7 +291,9 @@ impl Book {
     }
 
     pub fn tags(&self) -> BTreeSet<&String> {
-        self.scenarios().flat_map(|s| &s.all_tags).collect()
+        self.scenarios()
+            .flat_map(|s| s.all_tags.iter().copied())
+            .collect()
     }
 
     pub fn flaky_count(&self) -> usize {
@@ -330,7 +316,7 @@ fn slug(text: &str) -> String {
 }
 
 /// The text's paragraphs, each on one line: blank lines part them.
-fn paragraphs(text: Option<&str>) -> Vec<String> {
+pub fn paragraphs(text: Option<&str>) -> Vec<String> {
     let lines: Vec<&str> = text.unwrap_or_default().lines().map(str::trim).collect();
     let paragraphs = lines
         .split(|line| line.is_empty())
@@ -338,24 +324,17 @@ fn paragraphs(text: Option<&str>) -> Vec<String> {
     paragraphs.map(|lines| lines.join(" ")).collect()
 }
 
-fn tags<'a>(tags: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-    let tags = tags.into_iter();
-    tags.map(|tag| format!("@{}", tag.trim_start_matches('@')))
-        .collect()
-}
-
-fn parts(mut rest: &str, placeholders: &[String]) -> Vec<Part> {
+fn parts<'a>(mut rest: &'a str, placeholders: &[String]) -> Vec<Part<'a>> {
     let mut parts = Vec::new();
     while !rest.is_empty() {
         let found = placeholders
             .iter()
             .filter_map(|name| Some((rest.find(name.as_str())?, name)));
         let (text, placeholder) = match found.min() {
-            Some((0, name)) => (name.as_str(), true),
+            Some((0, name)) => (&rest[..name.len()], true),
             Some((at, _)) => (&rest[..at], false),
             None => (rest, false),
         };
-        let text = text.to_owned();
         rest = &rest[text.len()..];
         parts.push(Part { placeholder, text });
     }
@@ -364,90 +343,71 @@ fn parts(mut rest: &str, placeholders: &[String]) -> Vec<Part> {
 
 /// The steps as written; `placeholders` are an outline's `<name>`s, and each
 /// step is marked with the levels whose result in `cells` failed there.
-fn steps(steps: &[gherkin::Step], placeholders: &[String], cells: &[&Cell]) -> Vec<Step> {
-    let step = |step: &gherkin::Step| {
+fn steps<'a>(
+    steps: &'a [gherkin::Step],
+    placeholders: &[String],
+    cells: &[&Cell],
+) -> Vec<Step<'a>> {
+    let step = |src: &'a gherkin::Step| {
         let mut failed_at = Vec::new();
         for cell in cells {
             if let Outcome::Failed {
                 line: Some(line), ..
             } = cell.outcome
-                && line == step.position.line
+                && line == src.position.line
                 && !failed_at.contains(&cell.level)
             {
                 failed_at.push(cell.level);
             }
         }
         Step {
-            keyword: step.keyword.trim().to_owned(),
-            parts: parts(&step.value, placeholders),
-            docstring: step.docstring.clone(),
-            table: step
-                .table
-                .as_ref()
-                .map(|table| table.rows.clone())
-                .unwrap_or_default(),
+            src,
+            parts: parts(&src.value, placeholders),
             failed_at,
         }
     };
     steps.iter().map(step).collect()
 }
 
-fn background(background: Option<&gherkin::Background>) -> Option<Background> {
-    background.map(|background| Background {
-        keyword: background.keyword.clone(),
-        name: background.name.clone(),
-        steps: steps(&background.steps, &[], &[]),
-    })
-}
-
-fn build_feature(feature: &gherkin::Feature, runs: &[LevelRun]) -> Feature {
-    let scenarios_of = |rule, scenarios: &[gherkin::Scenario]| -> Vec<Scenario> {
-        let build = |scenario| build_scenario(feature, rule, scenario, runs);
-        scenarios.iter().map(build).collect()
+fn build_feature<'a>(feature: &'a gherkin::Feature, runs: &'a [LevelRun]) -> Feature<'a> {
+    let scenarios_of = |rule: Option<&'a gherkin::Rule>, scenarios: &'a [gherkin::Scenario]| {
+        let build = move |scenario| build_scenario(feature, rule, scenario, runs);
+        scenarios.iter().map(build)
     };
-    let mut groups = vec![Group {
+    let loose = Group {
         rule: None,
-        scenarios: scenarios_of(None, &feature.scenarios),
-    }];
-    for rule in &feature.rules {
-        let scenarios = scenarios_of(Some(rule), &rule.scenarios);
-        // Rules without scenarios are left out; consecutive ones of one name are one group.
-        match groups.last_mut() {
-            _ if scenarios.is_empty() => {}
-            Some(Group {
-                rule: Some(last),
-                scenarios: into,
-            }) if last.name == rule.name => into.extend(scenarios),
-            _ => groups.push(Group {
-                rule: Some(Rule {
-                    keyword: rule.keyword.clone(),
-                    name: rule.name.clone(),
-                    tags: tags(&rule.tags),
-                    description: paragraphs(rule.description.as_deref()),
-                    background: background(rule.background.as_ref()),
-                }),
-                scenarios,
-            }),
-        }
-    }
-    groups.retain(|group| group.rule.is_some() || !group.scenarios.is_empty());
+        background: None,
+        scenarios: scenarios_of(None, &feature.scenarios).collect(),
+    };
+    // Rules without scenarios are left out; consecutive ones of one name are one group.
+    let rules: Vec<&gherkin::Rule> = feature
+        .rules
+        .iter()
+        .filter(|rule| !rule.scenarios.is_empty())
+        .collect();
+    let ruled = rules.chunk_by(|a, b| a.name == b.name).map(|rules| Group {
+        rule: Some(rules[0]),
+        background: Background::new(rules[0].background.as_ref()),
+        scenarios: rules
+            .iter()
+            .flat_map(|rule| scenarios_of(Some(rule), &rule.scenarios))
+            .collect(),
+    });
+    let loose = (!loose.scenarios.is_empty()).then_some(loose);
     Feature {
+        src: feature,
         id: slug(&feature.name),
-        keyword: feature.keyword.clone(),
-        name: feature.name.clone(),
-        tags: tags(&feature.tags),
-        description: paragraphs(feature.description.as_deref()),
-        background: background(feature.background.as_ref()),
-        groups,
+        background: Background::new(feature.background.as_ref()),
+        groups: loose.into_iter().chain(ruled).collect(),
     }
 }
 
-fn build_scenario(
-    feature: &gherkin::Feature,
-    rule: Option<&gherkin::Rule>,
-    scenario: &gherkin::Scenario,
-    runs: &[LevelRun],
-) -> Scenario {
+fn build_scenario<'a>(
+    feature: &'a gherkin::Feature,
+    rule: Option<&'a gherkin::Rule>,
+    scenario: &'a gherkin::Scenario,
+    runs: &'a [LevelRun],
+) -> Scenario<'a> {
     let background: Vec<&gherkin::Step> = feature
         .background
         .iter()
@@ -492,12 +452,11 @@ fn build_scenario(
             let label = named.join(", ");
             // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
             let line = examples.position.line + 2 + index;
-            row(format!("{key} ({label})"), label, values.clone(), line)
+            row(format!("{key} ({label})"), label, values, line)
         });
         Some(Examples {
-            keyword: examples.keyword.clone(),
-            name: examples.name.clone().unwrap_or_default(),
-            header: header.clone(),
+            src: examples,
+            header,
             rows: rows.collect(),
         })
     });
@@ -505,15 +464,18 @@ fn build_scenario(
     let plain = scenario
         .examples
         .is_empty()
-        .then(|| row(key, String::new(), Vec::new(), scenario.position.line));
+        .then(|| row(key, String::new(), &[], scenario.position.line));
     let rows = plain.iter().chain(examples.iter().flat_map(|e| &e.rows));
     let cells: Vec<&Cell> = rows.flat_map(|row| &row.cells).collect();
     Scenario {
+        src: scenario,
         id: format!("{}--{}", slug(&feature.name), slug(&scenario.name)),
-        name: scenario.name.clone(),
-        tags: tags(&scenario.tags),
-        all_tags: tags(feature.tags.iter().chain(inherited).chain(&scenario.tags)),
-        description: paragraphs(scenario.description.as_deref()),
+        all_tags: feature
+            .tags
+            .iter()
+            .chain(inherited)
+            .chain(&scenario.tags)
+            .collect(),
         steps: steps(&scenario.steps, &placeholders, &cells),
         plain,
         examples,

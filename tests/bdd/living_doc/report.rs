@@ -237,14 +237,14 @@ impl LevelRun {
 
     /// Scenarios the level reported that the feature files (laid out as `features`)
     /// no longer have, or could not be parsed into: listed so that no failure goes unseen.
-    pub fn strays(&self, features: &[model::Feature]) -> Vec<Stray> {
+    pub fn strays(&self, features: &[model::Feature<'_>]) -> Vec<Stray> {
         let Ok(report) = &self.report else {
             return Vec::new();
         };
         let mut found = Vec::new();
         for reported in report {
             let mut features = features.iter();
-            let feature = features.find(|feature| feature.name == reported.name);
+            let feature = features.find(|feature| feature.src.name == reported.name);
             let rows = feature.into_iter().flat_map(model::Feature::scenarios);
             let known: Vec<usize> = rows.flat_map(Scenario::rows).map(|row| row.line).collect();
             for element in &reported.elements {

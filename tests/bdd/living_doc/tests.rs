@@ -1,7 +1,7 @@
 //! The renderer's own tests: outline tables, outcomes, escaping, history and
 //! flaky marks, the diff, and the golden page.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{collections::BTreeMap, path::PathBuf, sync::LazyLock};
 
 use serde_json::{Value, json};
 
@@ -42,9 +42,10 @@ Feature: Counting <visits> & \"more\"
 const FEATURE_NAME: &str = "Counting <visits> & \"more\"";
 const HOSTILE: &str = "A visit <script>alert('counted')</script>";
 
-fn specification() -> Vec<gherkin::Feature> {
+/// The test feature, parsed once: the page borrows it.
+static SPECIFICATION: LazyLock<Vec<gherkin::Feature>> = LazyLock::new(|| {
     vec![gherkin::Feature::parse(FEATURE, GherkinEnv::default()).expect("the test feature parses")]
-}
+});
 
 fn at(seconds: i64) -> jiff::Timestamp {
     jiff::Timestamp::from_second(1_798_761_600 + seconds).expect("a valid time")
@@ -143,8 +144,8 @@ fn page_html(book: &Book, commit: &str) -> String {
     .expect("renders")
 }
 
-fn book_of(runs: &[LevelRun]) -> Book {
-    Book::new(&specification(), Vec::new(), runs)
+fn book_of(runs: &[LevelRun]) -> Book<'_> {
+    Book::new(&SPECIFICATION, Vec::new(), runs)
 }
 
 fn past(passed: bool) -> Past {
@@ -178,7 +179,8 @@ fn row_key(values: &str) -> String {
 
 #[test]
 fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
-    let book = book_of(&[unit_run()]);
+    let runs = [unit_run()];
+    let book = book_of(&runs);
     let scenarios: Vec<&model::Scenario> = book.features[0].scenarios().collect();
     assert_eq!(
         scenarios.len(),
@@ -190,7 +192,7 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
     let first: Vec<(bool, &str)> = outline.steps[0]
         .parts
         .iter()
-        .map(|part| (part.placeholder, part.text.as_str()))
+        .map(|part| (part.placeholder, part.text))
         .collect();
     assert_eq!(
         first,
@@ -237,7 +239,8 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
 
 #[test]
 fn not_run_cells_say_why() {
-    let book = book_of(&[unit_run(), level_run("e2e", &json!([]), Vec::new())]);
+    let runs = [unit_run(), level_run("e2e", &json!([]), Vec::new())];
+    let book = book_of(&runs);
     let stopping = book.features[0]
         .scenarios()
         .nth(2)
@@ -267,7 +270,8 @@ fn a_scenario_whose_steps_did_not_all_run_or_whose_set_up_failed_is_not_a_pass()
         .expect("steps")
         .pop();
     report[0]["elements"][2]["before"][0]["result"] = json!({ "status": "failed", "duration": 1, "error_message": "setting up the scenario: no Docker" });
-    let book = book_of(&[level_run("unit", &report, Vec::new())]);
+    let runs = [level_run("unit", &report, Vec::new())];
+    let book = book_of(&runs);
     let mut scenarios = book.features[0].scenarios();
     let first = scenarios
         .next()
@@ -297,7 +301,8 @@ fn an_unreadable_report_gives_no_result_and_strays_are_listed() {
         report: Err("broken".to_owned()),
         ..unit_run()
     };
-    let book = book_of(&[broken]);
+    let runs = [broken];
+    let book = book_of(&runs);
     assert!(
         book.rows()
             .all(|row| row.cells[0].outcome == Outcome::Unknown)
@@ -307,7 +312,8 @@ fn an_unreadable_report_gives_no_result_and_strays_are_listed() {
         "keyword": "", "type": "scenario", "id": "failed-to-parse", "line": 0, "name": "", "tags": [],
         "steps": [step("", 0, "scenario", Some("Failed to parse <line 3>"))],
     }] }]);
-    let book = book_of(&[level_run("unit", &stray, Vec::new())]);
+    let runs = [level_run("unit", &stray, Vec::new())];
+    let book = book_of(&runs);
     let html = page_html(&book, "abc");
     assert!(html.contains("Reported, but not in the feature files"));
     assert!(html.contains("Failed to parse &#60;line 3&#62;"));
@@ -315,7 +321,8 @@ fn an_unreadable_report_gives_no_result_and_strays_are_listed() {
 
 #[test]
 fn hostile_text_in_feature_files_and_reports_is_escaped() {
-    let book = book_of(&[unit_run()]);
+    let runs = [unit_run()];
+    let book = book_of(&runs);
     let html = page_html(&book, "abc");
     assert_eq!(
         html.matches("<script").count(),
@@ -371,7 +378,8 @@ fn the_history_marks_cells_flaky_and_shows_their_recent_results() {
     let mut history = History::default();
     history.append(history_run("aaa", 1, &plain_key(), &[("unit", true)]));
     history.append(history_run("bbb", 2, &plain_key(), &[("unit", false)]));
-    let mut book = book_of(&[unit_run()]);
+    let runs = [unit_run()];
+    let mut book = book_of(&runs);
     history.append(history::record(&book, &[unit_run()], "bbb", at(3)));
     history.annotate(&mut book);
 
@@ -385,7 +393,7 @@ fn the_history_marks_cells_flaky_and_shows_their_recent_results() {
     let recent: Vec<bool> = plain.cells[0]
         .recent
         .iter()
-        .map(|recent| recent.passed)
+        .map(|(_, past)| past.passed)
         .collect();
     assert_eq!(recent, [true, false, true]);
     assert_eq!(
@@ -552,11 +560,8 @@ fn rule_scenarios_run_the_feature_and_the_rule_background() {
     };
     let one = step("Given ", 3, "one", None);
     let two = step("Given ", 7, "two", None);
-    let book = Book::new(
-        std::slice::from_ref(&feature),
-        Vec::new(),
-        &[report(vec![one.clone(), two])],
-    );
+    let runs = [report(vec![one.clone(), two])];
+    let book = Book::new(std::slice::from_ref(&feature), Vec::new(), &runs);
     assert_eq!(
         book.features[0].groups[0]
             .rule
@@ -565,7 +570,8 @@ fn rule_scenarios_run_the_feature_and_the_rule_background() {
         Some("Only reading counts")
     );
     assert_eq!(book.features[0].status(), "passed");
-    let book = Book::new(&[feature], Vec::new(), &[report(vec![one])]);
+    let (features, runs) = ([feature], [report(vec![one])]);
+    let book = Book::new(&features, Vec::new(), &runs);
     let failed = book.rows().next().expect("a row").cells[0].outcome.clone();
     assert!(matches!(failed, Outcome::Failed { ref step, .. } if step == "Given two"));
 }
@@ -593,7 +599,7 @@ fn the_page_matches_the_golden_page() {
         level_run("integration", &unit_report(), Vec::new()),
     ];
     let output = build(
-        &specification(),
+        &SPECIFICATION,
         vec!["features/broken.feature: Failed to parse".to_owned()],
         &runs,
         &mut history,
