@@ -12,48 +12,17 @@ use super::{
 
 #[derive(Debug, Default, Template)]
 #[template(path = "diff.md.txt", config = "tests/bdd/living_doc/askama.toml")]
-pub struct Diff {
+pub struct Diff<'a> {
     /// `commit` at `time` of the run compared against, when there is one.
     pub baseline: Option<String>,
-    pub levels: Vec<LevelLine>,
+    base: Option<&'a Run>,
+    pub levels: &'a [LevelSummary<'a>],
     pub newly_failing: Vec<Failing>,
     pub newly_passing: Vec<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub coverage: Vec<String>,
     pub still_failing: usize,
-}
-
-/// One level's totals now, the passed and failed ones with the change from the
-/// baseline: `3 (+2)`, `1 (−1)`, or `3` alone.
-#[derive(Debug)]
-pub struct LevelLine {
-    pub level: &'static str,
-    pub passed: String,
-    pub failed: String,
-    pub not_run: usize,
-}
-
-impl LevelLine {
-    fn new(summary: &LevelSummary, base: &Run) -> Self {
-        let level = summary.run.level;
-        let with_change = |now: usize, passed: bool| {
-            let cells = base.results.values().filter_map(|cells| cells.get(level));
-            let then = cells.filter(|past| past.passed == passed).count();
-            match now.cmp(&then) {
-                _ if !base.levels.contains_key(level) => now.to_string(),
-                Ordering::Greater => format!("{now} (+{})", now - then),
-                Ordering::Less => format!("{now} (−{})", then - now),
-                Ordering::Equal => now.to_string(),
-            }
-        };
-        Self {
-            level,
-            passed: with_change(summary.passed, true),
-            failed: with_change(summary.failed, false),
-            not_run: summary.not_run,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -66,19 +35,19 @@ pub struct Failing {
     pub message: String,
 }
 
-impl Diff {
-    pub fn new(book: &Book, baseline: Option<&Run>) -> Self {
+impl<'a> Diff<'a> {
+    pub fn new(book: &'a Book, baseline: Option<&'a Run>) -> Self {
         let empty = Run::default();
         let base = baseline.unwrap_or(&empty);
         let keys: BTreeSet<&String> = book.rows().map(|row| &row.key).collect();
         let removed = base.results.keys().filter(|key| !keys.contains(*key));
-        let levels = book.levels.iter().map(|line| LevelLine::new(line, base));
         let reported = book.levels.iter().filter(|level| level.run.report.is_ok());
         let reported: Vec<&str> = reported.map(|level| level.run.level).collect();
         let mut diff = Self {
             baseline: baseline
                 .map(|run| format!("`{}` ({})", md(&run.commit), format_time(run.time))),
-            levels: levels.collect(),
+            base: baseline,
+            levels: &book.levels,
             removed: removed.map(|key| md(key)).collect(),
             ..Self::default()
         };
@@ -144,6 +113,27 @@ impl Diff {
             }));
         }
         diff
+    }
+
+    /// A level's passed or failed total now, with the change from the baseline:
+    /// `3 (+2)`, `1 (−1)`, or `3` alone.
+    pub fn with_change(&self, summary: &LevelSummary, passed: bool) -> String {
+        let level = summary.run.level;
+        let now = if passed {
+            summary.passed
+        } else {
+            summary.failed
+        };
+        let Some(base) = self.base.filter(|base| base.levels.contains_key(level)) else {
+            return now.to_string();
+        };
+        let cells = base.results.values().filter_map(|cells| cells.get(level));
+        let then = cells.filter(|past| past.passed == passed).count();
+        match now.cmp(&then) {
+            Ordering::Greater => format!("{now} (+{})", now - then),
+            Ordering::Less => format!("{now} (−{})", then - now),
+            Ordering::Equal => now.to_string(),
+        }
     }
 
     pub fn unchanged(&self) -> bool {

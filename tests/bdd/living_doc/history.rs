@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fs, io, path::Path};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{model::Book, report::LevelRun};
+use super::model::Book;
 
 /// Runs kept in the file; older ones are dropped.
 pub const MAX_RUNS: usize = 50;
@@ -52,10 +52,6 @@ impl History {
         let text = serde_json::to_string(self)?;
         fs::write(path, text + "\n")
             .with_context(|| format!("writing the history {}", path.display()))
-    }
-
-    pub fn latest(&self) -> Option<&Run> {
-        self.runs.last()
     }
 
     /// Adds the levels of `run` not recorded yet (a page rendered twice from the
@@ -126,9 +122,9 @@ pub fn flaky(results: &[(&str, bool)]) -> Option<String> {
 }
 
 /// This run's record: every scenario's result at each level that reported.
-pub fn record(book: &Book, runs: &[LevelRun], commit: &str, time: jiff::Timestamp) -> Run {
-    let levels = runs
-        .iter()
+pub fn record(book: &Book, commit: &str, time: jiff::Timestamp) -> Run {
+    let reported = book.levels.iter().map(|level| level.run);
+    let levels = reported
         .filter(|run| run.report.is_ok())
         .map(|run| (run.level.to_owned(), run.fingerprint()))
         .collect();

@@ -136,7 +136,7 @@ fn build(
     now: jiff::Timestamp,
 ) -> Result<Rendered<String>> {
     let mut book = Book::new(specification, unreadable, runs);
-    history.append(history::record(&book, runs, commit, now));
+    history.append(history::record(&book, commit, now));
     history.annotate(&mut book);
     let generated = model::format_time(now);
     let page = Page {
@@ -145,7 +145,7 @@ fn build(
         commit,
     };
     let page = page.render()?;
-    let diff = baseline.map(|baseline| Diff::new(&book, baseline.latest()).render());
+    let diff = baseline.map(|baseline| Diff::new(&book, baseline.runs.last()).render());
     let diff = diff.transpose()?;
     Ok(Rendered { page, diff })
 }

@@ -129,15 +129,10 @@ impl LevelRun {
     /// The sum of every recorded duration: two reports with the same sum are one run.
     pub fn fingerprint(&self) -> u64 {
         let Ok(features) = &self.report else { return 0 };
-        features
-            .iter()
-            .flat_map(|feature| &feature.elements)
-            .flat_map(|element| {
-                let hooks = element.before.iter().chain(&element.after);
-                hooks
-                    .map(|hook| hook.result.duration)
-                    .chain(element.steps.iter().map(|step| step.result.duration))
-            })
+        let elements = features.iter().flat_map(|feature| &feature.elements);
+        let steps = elements.flat_map(|e| e.before.iter().chain(&e.steps).chain(&e.after));
+        steps
+            .map(|step| step.result.duration)
             .fold(0, u64::wrapping_add)
     }
 }
@@ -164,23 +159,19 @@ impl LevelRun {
         let Ok(report) = &self.report else {
             return (Outcome::Unknown, None);
         };
-        let elements: Vec<&Element> = report
+        let (backgrounds, scenarios): (Vec<&Element>, Vec<&Element>) = report
             .iter()
             .filter(|reported| reported.name == feature.name)
             .flat_map(|reported| &reported.elements)
             .filter(|element| element.line == line)
-            .collect();
-        if elements.is_empty() {
+            .partition(|element| element.kind == ElementKind::Background);
+        if backgrounds.is_empty() && scenarios.is_empty() {
             let mut not_run = self.not_run.iter();
             let entry = not_run.find(|entry| entry.feature == feature.name && entry.line == line);
-            let reason = entry
-                .map_or("not in this run", |entry| &entry.reason)
-                .to_owned();
+            let reason = entry.map_or("not in this run", |entry| &entry.reason);
+            let reason = reason.to_owned();
             return (Outcome::NotRun { reason }, None);
         }
-        let (backgrounds, scenarios): (Vec<&Element>, _) = elements
-            .into_iter()
-            .partition(|element| element.kind == ElementKind::Background);
         let background_steps: Vec<&Step> = backgrounds.iter().flat_map(|e| &e.steps).collect();
         let scenario_steps: Vec<&Step> = scenarios.iter().flat_map(|e| &e.steps).collect();
 
@@ -211,25 +202,18 @@ impl LevelRun {
         });
 
         // Every step must have passed: one that never ran is no pass.
-        let missing = background
-            .iter()
-            .copied()
-            .skip(background_steps.len())
-            .chain(scenario.steps.iter().skip(scenario_steps.len()))
-            .next();
+        let missing = background.get(background_steps.len()).copied();
+        let missing = missing.or(scenario.steps.get(scenario_steps.len()));
         let missing = missing.map(|missing| {
             let expected = background.len() + scenario.steps.len();
             let ran = background_steps.len() + scenario_steps.len();
-            let step = format!("{} {}", missing.keyword.trim(), missing.value);
-            let message = format!(
-                "only {ran} of the scenario's {expected} steps were run; the report may \
-                 predate a change to the feature"
-            );
-            let line = Some(missing.position.line);
             Outcome::Failed {
-                step,
-                line,
-                message,
+                step: format!("{} {}", missing.keyword.trim(), missing.value),
+                line: Some(missing.position.line),
+                message: format!(
+                    "only {ran} of the scenario's {expected} steps were run; the report may \
+                     predate a change to the feature"
+                ),
             }
         });
         (failed.or(missing).unwrap_or(Outcome::Passed), nanos)
@@ -241,16 +225,16 @@ impl LevelRun {
         let Ok(report) = &self.report else {
             return Vec::new();
         };
-        let mut found = Vec::new();
-        for reported in report {
+        let strays = report.iter().flat_map(|reported| {
             let mut features = features.iter();
             let feature = features.find(|feature| feature.src.name == reported.name);
             let rows = feature.into_iter().flat_map(model::Feature::scenarios);
             let known: Vec<usize> = rows.flat_map(Scenario::rows).map(|row| row.line).collect();
-            for element in &reported.elements {
-                if element.kind != ElementKind::Scenario || known.contains(&element.line) {
-                    continue;
-                }
+            let elements = reported.elements.iter();
+            let strays = elements.filter(move |element| {
+                element.kind == ElementKind::Scenario && !known.contains(&element.line)
+            });
+            strays.map(|element| {
                 let steps = element.steps.iter().map(|step| (step.text(), &step.result));
                 let hooks = element.before.iter().chain(&element.after);
                 let outcome = steps
@@ -262,16 +246,14 @@ impl LevelRun {
                         message: result.error_message.clone().unwrap_or_default(),
                     });
                 let uri = reported.uri.as_deref().unwrap_or_default();
-                found.push(Stray {
+                let (feature, name, line) = (&reported.name, &element.name, element.line);
+                Stray {
                     level: self.level,
-                    name: format!(
-                        "{}: {} ({uri}, line {})",
-                        reported.name, element.name, element.line
-                    ),
+                    name: format!("{feature}: {name} ({uri}, line {line})"),
                     outcome,
-                });
-            }
-        }
-        found
+                }
+            })
+        });
+        strays.collect()
     }
 }

@@ -380,7 +380,7 @@ fn the_history_marks_cells_flaky_and_shows_their_recent_results() {
     history.append(history_run("bbb", 2, &plain_key(), &[("unit", false)]));
     let runs = [unit_run()];
     let mut book = book_of(&runs);
-    history.append(history::record(&book, &[unit_run()], "bbb", at(3)));
+    history.append(history::record(&book, "bbb", at(3)));
     history.annotate(&mut book);
 
     let plain = book.features[0]
@@ -411,7 +411,7 @@ fn the_history_marks_cells_flaky_and_shows_their_recent_results() {
 fn the_history_records_each_report_once_and_keeps_the_last_runs() {
     let mut history = History::default();
     let runs = [unit_run()];
-    let record = history::record(&book_of(&runs), &runs, "abc", at(0));
+    let record = history::record(&book_of(&runs), "abc", at(0));
     assert_eq!(
         record.results.len(),
         3,
@@ -476,7 +476,7 @@ fn the_diff_lists_newly_failing_newly_passing_added_removed_and_coverage() {
     let integration_report = json!([{ "uri": "x", "keyword": "Feature", "name": FEATURE_NAME, "tags": [], "elements": [] }]);
     runs.push(level_run("integration", &integration_report, Vec::new()));
     let book = book_of(&runs);
-    let diff = Diff::new(&book, history.latest());
+    let diff = Diff::new(&book, history.runs.last());
     assert_eq!(diff.newly_failing.len(), 1);
     assert_eq!(diff.newly_failing[0].level, "unit");
     assert_eq!(
@@ -517,7 +517,7 @@ fn the_diff_lists_newly_failing_newly_passing_added_removed_and_coverage() {
     without_the_row.runs[0]
         .results
         .remove(&row_key("visits: 1, total: 8"));
-    let diff = Diff::new(&book, without_the_row.latest());
+    let diff = Diff::new(&book, without_the_row.runs.last());
     assert_eq!(
         diff.added,
         [format!(
@@ -526,7 +526,7 @@ fn the_diff_lists_newly_failing_newly_passing_added_removed_and_coverage() {
         )]
     );
 
-    let unchanged = Diff::new(&book, Some(&history::record(&book, &runs, "main2", at(0))))
+    let unchanged = Diff::new(&book, Some(&history::record(&book, "main2", at(0))))
         .render()
         .expect("renders");
     assert!(
