@@ -72,8 +72,8 @@ pub struct Options {
 #[template(path = "page.html", config = "tests/bdd/living_doc/askama.toml")]
 struct Page<'a> {
     book: &'a Book<'a>,
-    /// When the page was rendered, as `YYYY-MM-DD HH:MM UTC`.
-    generated: String,
+    /// When the page was rendered.
+    now: jiff::Timestamp,
     commit: &'a str,
 }
 
@@ -138,16 +138,16 @@ fn build(
     let mut book = Book::new(specification, unreadable, runs);
     history.append(history::record(&book, commit, now));
     history.annotate(&mut book);
-    let generated = model::format_time(now);
     let page = Page {
         book: &book,
-        generated,
+        now,
         commit,
     };
-    let page = page.render()?;
     let diff = baseline.map(|baseline| Diff::new(&book, baseline.runs.last()).render());
-    let diff = diff.transpose()?;
-    Ok(Rendered { page, diff })
+    Ok(Rendered {
+        page: page.render()?,
+        diff: diff.transpose()?,
+    })
 }
 
 /// `BDD_COMMIT`, else `GITHUB_SHA`, else the work tree's commit (`-dirty` with

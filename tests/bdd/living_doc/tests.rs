@@ -137,7 +137,7 @@ fn unit_run() -> LevelRun {
 fn page_html(book: &Book, commit: &str) -> String {
     Page {
         book,
-        generated: "now".to_owned(),
+        now: at(0),
         commit,
     }
     .render()
