@@ -31,14 +31,14 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 # --- Dependencies (a cached layer), then the checks, the unit level and the shipped
-#     binary. One profile, dist, serves the tests and the binary. The crates whose
-#     features the test dependencies widen (tokio, hyper, rustls, ...) are cooked twice,
-#     with and without them: the binary must not ship test features (tokio's test-util
-#     clock, TLS 1.2), and cooked here they are not compiled again on every change.
-#     Clippy gets its own metadata-only build.
+#     binary. Each dependency is compiled in the three ways its uses need: as the tests
+#     build it (debug, quick to compile), as the binary ships it (dist: whole-program
+#     LTO, and without the features the test dependencies widen, such as tokio's
+#     test-util clock), and as metadata for clippy. Cooked here, none of them is
+#     compiled again on a change in the sources.
 FROM chef AS builder
 COPY --from=planner /build/recipe.json recipe.json
-RUN cargo chef cook --locked --profile dist --all-targets --recipe-path recipe.json \
+RUN cargo chef cook --locked --all-targets --recipe-path recipe.json \
     && cargo chef cook --locked --profile dist --bin page-tracker --recipe-path recipe.json \
     && cargo chef cook --locked --check --all-targets --recipe-path recipe.json
 COPY . .
@@ -49,9 +49,9 @@ ARG REVISION=unknown
 # cargo names the test binary with a hash; it is copied to a fixed path for the test image.
 RUN cargo fmt --check \
     && cargo clippy --locked --all-targets -- -D warnings \
-    && cargo test --locked --profile dist --test bdd -- --level unit \
+    && cargo test --locked --test bdd -- --level unit \
     && PAGE_TRACKER_REVISION="${REVISION}" cargo build --locked --profile dist --bin page-tracker \
-    && cargo test --locked --profile dist --test bdd --no-run --message-format=json \
+    && cargo test --locked --test bdd --no-run --message-format=json \
         | sed -n 's/.*"executable":"\([^"]*\/bdd-[^"]*\)".*/\1/p' > bdd-path \
     && test -s bdd-path \
     && mkdir -p out/reports \
