@@ -37,13 +37,13 @@ RUN cargo chef prepare --recipe-path recipe.json
 #     test-util clock), and as metadata for clippy. Cooked here, none of them is
 #     compiled again on a change in the sources.
 FROM chef AS builder
+# pipefail: a failing cargo must fail the RUN, not vanish into the pipe.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY --from=planner /build/recipe.json recipe.json
 RUN cargo chef cook --locked --all-targets --recipe-path recipe.json \
     && cargo chef cook --locked --profile dist --bin page-tracker --recipe-path recipe.json \
     && cargo chef cook --locked --check --all-targets --recipe-path recipe.json
 COPY . .
-# pipefail: a failing cargo must fail the RUN, not vanish into the pipe.
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # The revision the binary reports in page_tracker_build_info.
 ARG REVISION=unknown
 # cargo names the test binary with a hash; it is copied to a fixed path for the test image.
