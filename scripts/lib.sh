@@ -212,8 +212,8 @@ stop_load() {
 }
 
 # collect_load PHASE: stops wrk (SIGINT: it reports what it has) and reads its report:
-# sets load_requests (answers read in full), load_non2xx, load_errors (socket errors)
-# and load_ok (2xx answers).
+# sets load_requests (answers read in full), load_non2xx, load_errors (socket errors),
+# load_error_kinds (them by kind, as wrk counts them) and load_ok (2xx answers).
 collect_load() {
     local phase=$1 line
     kill -INT "$load_pid" 2>/dev/null || true
@@ -223,6 +223,7 @@ collect_load() {
     load_requests=$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$line")
     load_non2xx=$(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$line")
     load_errors=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(connect|read|write|timeout)=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' <<<"$line")
+    load_error_kinds=$(grep -oE '(connect|read|write|timeout)=[0-9]+' <<<"$line" | paste -sd' ')
     load_ok=$((load_requests - load_non2xx))
 }
 
@@ -241,7 +242,7 @@ finish_load() {
     grown=$(($(views) - views_before))
     phase_failed=$((status + errors))
     phase_requests=$requests
-    log "$phase: $requests requests answered, $status non-2xx, $errors socket errors; counter grew by $grown for $ok 2xx ($((grown - ok)) counted without a 2xx read by wrk: in flight when the load stopped, at most $connections, or failed after Redis counted them)"
+    log "$phase: $requests requests answered, $status non-2xx, $errors socket errors ($load_error_kinds); counter grew by $grown for $ok 2xx ($((grown - ok)) counted without a 2xx read by wrk: in flight when the load stopped, at most $connections, or failed after Redis counted them)"
     if [ "$phase_failed" -gt "$allowed" ]; then
         warn "$phase: FAILED: $phase_failed failed requests, at most $allowed allowed"
         if declare -F on_load_failure >/dev/null; then on_load_failure; fi

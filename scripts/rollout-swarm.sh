@@ -111,8 +111,9 @@ servers() { lb_servers "$(task_of load-balancer)"; }
 in_rotation() { lb_in_rotation "$(task_of load-balancer)" "$1"; }
 # What failed, as the load balancer logged it.
 on_load_failure() {
-    warn "the load balancer's last non-200 answers:"
-    docker logs "$(task_of load-balancer)" 2>&1 | grep '"status":' | grep -v '"status":200,' | tail -n 10 >&2
+    warn "the load balancer's last requests answered other than 200 or ended abnormally:"
+    docker logs "$(task_of load-balancer)" 2>&1 | grep '"status":' |
+        grep -v '"status":200,.*"termination":"----"' | tail -n 10 >&2
 }
 update_started_at() { docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}' "$web"; }
 # update OPTION...: `docker service update OPTION...` of the web service, then waits
