@@ -39,7 +39,7 @@ impl<'a> Diff<'a> {
     pub fn new(book: &'a Book, baseline: Option<&'a Run>) -> Self {
         let empty = Run::default();
         let base = baseline.unwrap_or(&empty);
-        let keys: BTreeSet<&String> = book.rows().map(|row| &row.key).collect();
+        let keys: BTreeSet<&String> = book.rows.iter().map(|row| &row.key).collect();
         let removed = base.results.keys().filter(|key| !keys.contains(*key));
         let reported = book.levels.iter().filter(|level| level.run.report.is_ok());
         let reported: Vec<&str> = reported.map(|level| level.run.level).collect();
@@ -52,7 +52,7 @@ impl<'a> Diff<'a> {
             ..Self::default()
         };
 
-        for row in book.rows() {
+        for row in &book.rows {
             let name = md(&row.key);
             let ran = row.cells.iter().filter_map(|cell| {
                 let ran = cell.outcome.passed().is_some();

@@ -77,7 +77,7 @@ impl History {
 
     /// Fills each cell's recent results and flaky mark.
     pub fn annotate<'a>(&'a self, book: &mut Book<'a>) {
-        for row in book.rows_mut() {
+        for row in &mut book.rows {
             for cell in &mut row.cells {
                 // The cell's results, oldest first, with the run of each.
                 let past: Vec<(&Run, Past)> = self
@@ -129,7 +129,7 @@ pub fn record(book: &Book, commit: &str, time: jiff::Timestamp) -> Run {
         .map(|run| (run.level.to_owned(), run.fingerprint()))
         .collect();
     let mut results: BTreeMap<String, BTreeMap<String, Past>> = BTreeMap::new();
-    for row in book.rows() {
+    for row in &book.rows {
         for cell in &row.cells {
             if let Some(passed) = cell.outcome.passed() {
                 let ms = cell.nanos.unwrap_or(0) / 1_000_000;

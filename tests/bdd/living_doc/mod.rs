@@ -10,11 +10,12 @@
 //! saying why a level left a scenario out. Each render adds the reports not yet
 //! recorded to the history file (`history.json` beside them, or `BDD_HISTORY`).
 //!
-//! `report` reads a level's run and what it says of each scenario, `model` lays
-//! the feature files out with those results, `history` keeps earlier runs and
-//! finds flaky scenarios, `Page` and `diff` fill the templates in `templates/`
-//! (the Markdown one is `diff.md.txt`: `.dockerignore` leaves `*.md` out of the
-//! image builds, which compile it).
+//! `report` reads a level's run and what it says of each scenario, `model` holds
+//! those results for every scenario and example row of the feature files, `history`
+//! keeps earlier runs and finds flaky scenarios, `Page` and `diff` fill the templates
+//! in `templates/` (the Markdown one is `diff.md.txt`: `.dockerignore` leaves `*.md`
+//! out of the image builds, which compile it). The page walks the parsed feature
+//! files and looks each scenario's results up in the model as it goes.
 
 mod diff;
 mod history;

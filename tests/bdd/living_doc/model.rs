@@ -1,8 +1,9 @@
-//! The page's content: the specification as written, each scenario (or outline
-//! example row) with its result and duration at every level that has a report.
-//! Its parts borrow the parsed feature files, the reports and the history.
+//! The page's content: the feature files as parsed, and each scenario's (each
+//! outline example row's) result and duration at every level that has a report.
+//! The page walks the parsed features and looks each scenario's results up here;
+//! the results borrow the feature files, the reports and the history.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, ptr};
 
 use cucumber::gherkin;
 
@@ -78,9 +79,13 @@ pub fn duration(nanos: u64) -> String {
     }
 }
 
-/// A plain scenario has one row without values; an outline one per example.
+/// A plain scenario, or one example row of an outline, with its result at each level.
 #[derive(Debug, Clone)]
 pub struct Row<'a> {
+    pub feature: &'a gherkin::Feature,
+    pub scenario: &'a gherkin::Scenario,
+    /// The outline's examples the row is one of; none for a plain scenario.
+    pub examples: Option<&'a gherkin::Examples>,
     /// Names the row in the history and the diff: `Feature: Scenario (name: value, …)`.
     pub key: String,
     /// `name: value, …` of an example; empty for a plain scenario.
@@ -91,86 +96,6 @@ pub struct Row<'a> {
     pub cells: Vec<Cell<'a>>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Examples<'a> {
-    pub src: &'a gherkin::Examples,
-    pub header: &'a [String],
-    pub rows: Vec<Row<'a>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Step<'a> {
-    pub src: &'a gherkin::Step,
-    pub parts: Vec<Part<'a>>,
-    /// The levels that failed at this step.
-    pub failed_at: Vec<&'static str>,
-}
-
-/// A step's text, its outline's `<placeholders>` apart so the page can mark them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part<'a> {
-    pub placeholder: bool,
-    pub text: &'a str,
-}
-
-#[derive(Debug, Clone)]
-pub struct Background<'a> {
-    pub src: &'a gherkin::Background,
-    pub steps: Vec<Step<'a>>,
-}
-
-impl<'a> Background<'a> {
-    fn new(background: Option<&'a gherkin::Background>) -> Option<Self> {
-        background.map(|src| Self {
-            src,
-            steps: steps(&src.steps, &[], &[]),
-        })
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Scenario<'a> {
-    pub src: &'a gherkin::Scenario,
-    pub id: String,
-    /// Its own tags and those it inherits, for the tag filter.
-    pub all_tags: Vec<&'a String>,
-    pub steps: Vec<Step<'a>>,
-    /// A plain scenario's one row; empty for an outline.
-    pub plain: Option<Row<'a>>,
-    pub examples: Vec<Examples<'a>>,
-}
-
-impl<'a> Scenario<'a> {
-    pub fn rows(&self) -> impl Iterator<Item = &Row<'a>> {
-        let examples = self.examples.iter().flat_map(|e| &e.rows);
-        self.plain.iter().chain(examples)
-    }
-
-    pub fn cells(&self) -> impl Iterator<Item = &Cell<'a>> {
-        self.rows().flat_map(|row| &row.cells)
-    }
-
-    pub fn status(&self) -> &'static str {
-        status(self.cells())
-    }
-
-    pub fn flaky(&self) -> bool {
-        self.cells().any(|cell| cell.flaky.is_some())
-    }
-
-    /// An outline's levels that left rows out, each with why, once.
-    pub fn not_run_notes(&self) -> BTreeSet<String> {
-        let examples = self.examples.iter().flat_map(|examples| &examples.rows);
-        let cells = examples.flat_map(|row| &row.cells);
-        cells
-            .filter_map(|cell| match &cell.outcome {
-                Outcome::NotRun { reason } => Some(format!("{}: {reason}", cell.level)),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 /// `failed` when any level failed, else `passed` when any passed, else `not-run`.
 fn status<'a, 'b: 'a>(cells: impl Iterator<Item = &'a Cell<'b>>) -> &'static str {
     // A failure (`false`) sorts before a pass.
@@ -178,32 +103,6 @@ fn status<'a, 'b: 'a>(cells: impl Iterator<Item = &'a Cell<'b>>) -> &'static str
         Some(false) => "failed",
         Some(true) => "passed",
         None => "not-run",
-    }
-}
-
-/// The scenarios of a feature outside any rule, or of consecutive rules of one name.
-#[derive(Debug, Clone)]
-pub struct Group<'a> {
-    pub rule: Option<&'a gherkin::Rule>,
-    pub background: Option<Background<'a>>,
-    pub scenarios: Vec<Scenario<'a>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Feature<'a> {
-    pub src: &'a gherkin::Feature,
-    pub id: String,
-    pub background: Option<Background<'a>>,
-    pub groups: Vec<Group<'a>>,
-}
-
-impl<'a> Feature<'a> {
-    pub fn scenarios(&self) -> impl Iterator<Item = &Scenario<'a>> {
-        self.groups.iter().flat_map(|group| &group.scenarios)
-    }
-
-    pub fn status(&self) -> &'static str {
-        status(self.scenarios().flat_map(Scenario::cells))
     }
 }
 
@@ -225,80 +124,183 @@ pub struct LevelSummary<'a> {
     pub nanos: u64,
 }
 
-/// Everything the page shows.
+/// Everything the page shows: the feature files as parsed, which the page walks,
+/// and the results of their scenarios, which it looks up as it goes.
 #[derive(Debug, Clone)]
 pub struct Book<'a> {
+    pub features: &'a [gherkin::Feature],
     pub levels: Vec<LevelSummary<'a>>,
-    pub features: Vec<Feature<'a>>,
+    /// Every plain scenario and example row, in the order of the feature files.
+    pub rows: Vec<Row<'a>>,
     pub strays: Vec<Stray>,
     pub unreadable: Vec<String>,
 }
 
 impl<'a> Book<'a> {
     pub fn new(
-        specification: &'a [gherkin::Feature],
+        features: &'a [gherkin::Feature],
         unreadable: Vec<String>,
         runs: &'a [LevelRun],
     ) -> Self {
-        let features: Vec<Feature> = specification
-            .iter()
-            .map(|feature| build_feature(feature, runs))
+        let rows: Vec<Row> = scenarios(features)
+            .flat_map(|(feature, rule, scenario)| rows(feature, rule, scenario, runs))
             .collect();
-        let mut book = Self {
-            levels: Vec::new(),
-            strays: runs.iter().flat_map(|run| run.strays(&features)).collect(),
+        let levels = runs.iter().enumerate();
+        let levels = levels.map(|(index, run)| summarize(&rows, run, index));
+        let strays = runs.iter().flat_map(|run| run.strays(features, &rows));
+        Self {
             features,
+            levels: levels.collect(),
+            strays: strays.collect(),
+            rows,
             unreadable,
-        };
-        for (index, run) in runs.iter().enumerate() {
-            book.levels.push(book.summarize(run, index));
-        }
-        book
-    }
-
-    fn summarize(&self, run: &'a LevelRun, index: usize) -> LevelSummary<'a> {
-        let cells: Vec<&Cell> = self.rows().filter_map(|row| row.cells.get(index)).collect();
-        let count = |passed| {
-            cells
-                .iter()
-                .filter(|c| c.outcome.passed() == passed)
-                .count()
-        };
-        LevelSummary {
-            run,
-            passed: count(Some(true)),
-            failed: count(Some(false)),
-            not_run: count(None),
-            nanos: cells.iter().map(|cell| cell.nanos.unwrap_or(0)).sum(),
         }
     }
 
-    pub fn scenarios(&self) -> impl Iterator<Item = &Scenario<'a>> {
-        self.features.iter().flat_map(Feature::scenarios)
+    /// Every scenario with the feature and the rule it is written in.
+    pub fn scenarios(&self) -> impl Iterator<Item = Place<'a>> {
+        scenarios(self.features)
     }
 
-    pub fn rows(&self) -> impl Iterator<Item = &Row<'a>> {
-        self.scenarios().flat_map(Scenario::rows)
+    /// The scenario's rows: a plain scenario's one, or an outline's examples.
+    pub fn rows_of(&self, scenario: &gherkin::Scenario) -> impl Iterator<Item = &Row<'a>> {
+        self.rows
+            .iter()
+            .filter(move |row| ptr::eq(row.scenario, scenario))
     }
 
-    pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row<'a>> {
-        let groups = self.features.iter_mut().flat_map(|f| &mut f.groups);
-        let scenarios = groups.flat_map(|group| &mut group.scenarios);
-        scenarios.flat_map(|scenario| {
-            let examples = scenario.examples.iter_mut().flat_map(|e| &mut e.rows);
-            scenario.plain.iter_mut().chain(examples)
-        })
+    /// A plain scenario's one row; none for an outline.
+    pub fn plain(&self, scenario: &gherkin::Scenario) -> Option<&Row<'a>> {
+        self.rows_of(scenario).find(|row| row.examples.is_none())
     }
 
-    pub fn tags(&self) -> BTreeSet<&String> {
-        self.scenarios()
-            .flat_map(|s| s.all_tags.iter().copied())
-            .collect()
+    /// The rows of one of an outline's examples tables.
+    pub fn rows_in(&self, examples: &gherkin::Examples) -> impl Iterator<Item = &Row<'a>> {
+        let within = |row: &&Row| row.examples.is_some_and(|of| ptr::eq(of, examples));
+        self.rows.iter().filter(within)
+    }
+
+    fn cells_of(&self, scenario: &gherkin::Scenario) -> impl Iterator<Item = &Cell<'a>> {
+        self.rows_of(scenario).flat_map(|row| &row.cells)
+    }
+
+    pub fn status(&self, scenario: &gherkin::Scenario) -> &'static str {
+        status(self.cells_of(scenario))
+    }
+
+    pub fn feature_status(&self, feature: &gherkin::Feature) -> &'static str {
+        let rows = self.rows.iter().filter(|row| ptr::eq(row.feature, feature));
+        status(rows.flat_map(|row| &row.cells))
+    }
+
+    pub fn flaky(&self, scenario: &gherkin::Scenario) -> bool {
+        self.cells_of(scenario).any(|cell| cell.flaky.is_some())
     }
 
     pub fn flaky_count(&self) -> usize {
-        self.scenarios().filter(|scenario| scenario.flaky()).count()
+        let flaky = |(_, _, scenario): &Place| self.flaky(scenario);
+        self.scenarios().filter(flaky).count()
     }
+
+    /// An outline's levels that left rows out, each with why, once.
+    pub fn not_run_notes(&self, scenario: &gherkin::Scenario) -> BTreeSet<String> {
+        let examples = self.rows_of(scenario).filter(|row| row.examples.is_some());
+        let cells = examples.flat_map(|row| &row.cells);
+        cells
+            .filter_map(|cell| match &cell.outcome {
+                Outcome::NotRun { reason } => Some(format!("{}: {reason}", cell.level)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The levels whose result of `scenario` failed at `step` (a background's
+    /// steps, without a scenario, are not marked).
+    pub fn failed_at(
+        &self,
+        scenario: Option<&gherkin::Scenario>,
+        step: &gherkin::Step,
+    ) -> Vec<&'static str> {
+        let cells = scenario.into_iter().flat_map(|s| self.cells_of(s));
+        let mut failed_at = Vec::new();
+        for cell in cells {
+            if let Outcome::Failed {
+                line: Some(line), ..
+            } = cell.outcome
+                && line == step.position.line
+                && !failed_at.contains(&cell.level)
+            {
+                failed_at.push(cell.level);
+            }
+        }
+        failed_at
+    }
+
+    pub fn tags(&self) -> BTreeSet<&'a String> {
+        let tags = self.scenarios().flat_map(|place| all_tags(&place));
+        tags.collect()
+    }
+}
+
+/// The totals of `run`, the level whose results are the `index`th of each row's.
+fn summarize<'a>(rows: &[Row], run: &'a LevelRun, index: usize) -> LevelSummary<'a> {
+    let cells = rows.iter().filter_map(|row| row.cells.get(index));
+    let cells: Vec<&Cell> = cells.collect();
+    let count = |passed| {
+        cells
+            .iter()
+            .filter(|c| c.outcome.passed() == passed)
+            .count()
+    };
+    LevelSummary {
+        run,
+        passed: count(Some(true)),
+        failed: count(Some(false)),
+        not_run: count(None),
+        nanos: cells.iter().map(|cell| cell.nanos.unwrap_or(0)).sum(),
+    }
+}
+
+/// A scenario, the feature it is in and the rule it is written under, if any.
+pub type Place<'a> = (
+    &'a gherkin::Feature,
+    Option<&'a gherkin::Rule>,
+    &'a gherkin::Scenario,
+);
+
+/// Every scenario of the feature files: of each feature, those outside any rule first.
+fn scenarios(features: &[gherkin::Feature]) -> impl Iterator<Item = Place<'_>> {
+    features.iter().flat_map(|feature| {
+        let loose = feature.scenarios.iter().map(|scenario| (None, scenario));
+        let ruled = feature.rules.iter().flat_map(|rule| {
+            let scenarios = rule.scenarios.iter();
+            scenarios.map(move |scenario| (Some(rule), scenario))
+        });
+        loose
+            .chain(ruled)
+            .map(move |(rule, scenario)| (feature, rule, scenario))
+    })
+}
+
+/// The scenario's own tags and those it inherits, for the tag filter.
+pub fn all_tags<'a>(&(feature, rule, scenario): &Place<'a>) -> Vec<&'a String> {
+    let inherited = rule.into_iter().flat_map(|rule| &rule.tags);
+    let tags = feature.tags.iter().chain(inherited).chain(&scenario.tags);
+    tags.collect()
+}
+
+/// The feature's rules that have scenarios, consecutive ones of one name together:
+/// the page shows each such group under one heading.
+pub fn rule_groups(feature: &gherkin::Feature) -> Vec<Vec<&gherkin::Rule>> {
+    let mut rules: Vec<&gherkin::Rule> = feature.rules.iter().collect();
+    rules.retain(|rule| !rule.scenarios.is_empty());
+    let groups = rules.chunk_by(|a, b| a.name == b.name);
+    groups.map(<[_]>::to_vec).collect()
+}
+
+/// The names of an outline examples' columns; none when the examples have no table.
+pub fn header(examples: &gherkin::Examples) -> Option<&Vec<String>> {
+    examples.table.as_ref()?.rows.first()
 }
 
 /// `2026-11-27 15:30 UTC`.
@@ -307,7 +309,7 @@ pub fn format_time(time: jiff::Timestamp) -> String {
 }
 
 /// `Counting page views` → `counting-page-views`: URL fragments that survive re-runs.
-fn slug(text: &str) -> String {
+pub fn slug(text: &str) -> String {
     let lower = text.to_lowercase();
     let words = lower
         .split(|c: char| !c.is_alphanumeric())
@@ -324,7 +326,22 @@ pub fn paragraphs(text: Option<&str>) -> Vec<String> {
     paragraphs.map(|lines| lines.join(" ")).collect()
 }
 
-fn parts<'a>(mut rest: &'a str, placeholders: &[String]) -> Vec<Part<'a>> {
+/// A step's text, its outline's `<placeholders>` apart so the page can mark them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part<'a> {
+    pub placeholder: bool,
+    pub text: &'a str,
+}
+
+/// The step's text in parts; `scenario`'s examples name the placeholders.
+pub fn parts<'a>(step: &'a gherkin::Step, scenario: Option<&gherkin::Scenario>) -> Vec<Part<'a>> {
+    let examples = scenario.into_iter().flat_map(|scenario| &scenario.examples);
+    let placeholders: Vec<String> = examples
+        .filter_map(header)
+        .flatten()
+        .map(|name| format!("<{name}>"))
+        .collect();
+    let mut rest = step.value.as_str();
     let mut parts = Vec::new();
     while !rest.is_empty() {
         let found = placeholders
@@ -341,93 +358,30 @@ fn parts<'a>(mut rest: &'a str, placeholders: &[String]) -> Vec<Part<'a>> {
     parts
 }
 
-/// The steps as written; `placeholders` are an outline's `<name>`s, and each
-/// step is marked with the levels whose result in `cells` failed there.
-fn steps<'a>(
-    steps: &'a [gherkin::Step],
-    placeholders: &[String],
-    cells: &[&Cell],
-) -> Vec<Step<'a>> {
-    let step = |src: &'a gherkin::Step| {
-        let mut failed_at = Vec::new();
-        for cell in cells {
-            if let Outcome::Failed {
-                line: Some(line), ..
-            } = cell.outcome
-                && line == src.position.line
-                && !failed_at.contains(&cell.level)
-            {
-                failed_at.push(cell.level);
-            }
-        }
-        Step {
-            src,
-            parts: parts(&src.value, placeholders),
-            failed_at,
-        }
-    };
-    steps.iter().map(step).collect()
-}
-
-fn build_feature<'a>(feature: &'a gherkin::Feature, runs: &'a [LevelRun]) -> Feature<'a> {
-    let scenarios_of = |rule: Option<&'a gherkin::Rule>, scenarios: &'a [gherkin::Scenario]| {
-        let build = move |scenario| build_scenario(feature, rule, scenario, runs);
-        scenarios.iter().map(build)
-    };
-    let loose = Group {
-        rule: None,
-        background: None,
-        scenarios: scenarios_of(None, &feature.scenarios).collect(),
-    };
-    // Rules without scenarios are left out; consecutive ones of one name are one group.
-    let rules: Vec<&gherkin::Rule> = feature
-        .rules
-        .iter()
-        .filter(|rule| !rule.scenarios.is_empty())
-        .collect();
-    let ruled = rules.chunk_by(|a, b| a.name == b.name).map(|rules| Group {
-        rule: Some(rules[0]),
-        background: Background::new(rules[0].background.as_ref()),
-        scenarios: rules
-            .iter()
-            .flat_map(|rule| scenarios_of(Some(rule), &rule.scenarios))
-            .collect(),
-    });
-    let loose = (!loose.scenarios.is_empty()).then_some(loose);
-    Feature {
-        src: feature,
-        id: slug(&feature.name),
-        background: Background::new(feature.background.as_ref()),
-        groups: loose.into_iter().chain(ruled).collect(),
-    }
-}
-
-fn build_scenario<'a>(
+/// A plain scenario's one row, or an outline's example rows, with the result of
+/// each level in `runs`. `rule` is the one it is written under, whose background
+/// runs before it after the feature's.
+fn rows<'a>(
     feature: &'a gherkin::Feature,
     rule: Option<&'a gherkin::Rule>,
     scenario: &'a gherkin::Scenario,
     runs: &'a [LevelRun],
-) -> Scenario<'a> {
+) -> Vec<Row<'a>> {
     let background: Vec<&gherkin::Step> = feature
         .background
         .iter()
         .chain(rule.and_then(|rule| rule.background.as_ref()))
         .flat_map(|background| &background.steps)
         .collect();
-    let inherited = rule.iter().flat_map(|rule| &rule.tags);
-    let placeholders: Vec<String> = scenario
-        .examples
-        .iter()
-        .filter_map(|examples| examples.table.as_ref()?.rows.first())
-        .flatten()
-        .map(|name| format!("<{name}>"))
-        .collect();
     let key = format!("{}: {}", feature.name, scenario.name);
-    let row = |key, label, values, line| Row {
+    let row = |examples, key, label, values, line| Row {
+        feature,
+        scenario,
+        examples,
         key,
         label,
-        values,
         line,
+        values,
         cells: runs
             .iter()
             .map(|run| {
@@ -442,6 +396,9 @@ fn build_scenario<'a>(
             })
             .collect(),
     };
+    if scenario.examples.is_empty() {
+        return vec![row(None, key, String::new(), &[], scenario.position.line)];
+    }
     let examples = scenario.examples.iter().filter_map(|examples| {
         let (header, values) = examples.table.as_ref()?.rows.split_first()?;
         let rows = values.iter().enumerate().map(|(index, values)| {
@@ -452,32 +409,10 @@ fn build_scenario<'a>(
             let label = named.join(", ");
             // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
             let line = examples.position.line + 2 + index;
-            row(format!("{key} ({label})"), label, values, line)
+            let key = format!("{key} ({label})");
+            row(Some(examples), key, label, values, line)
         });
-        Some(Examples {
-            src: examples,
-            header,
-            rows: rows.collect(),
-        })
+        Some(rows.collect::<Vec<_>>())
     });
-    let examples: Vec<Examples> = examples.collect();
-    let plain = scenario
-        .examples
-        .is_empty()
-        .then(|| row(key, String::new(), &[], scenario.position.line));
-    let rows = plain.iter().chain(examples.iter().flat_map(|e| &e.rows));
-    let cells: Vec<&Cell> = rows.flat_map(|row| &row.cells).collect();
-    Scenario {
-        src: scenario,
-        id: format!("{}--{}", slug(&feature.name), slug(&scenario.name)),
-        all_tags: feature
-            .tags
-            .iter()
-            .chain(inherited)
-            .chain(&scenario.tags)
-            .collect(),
-        steps: steps(&scenario.steps, &placeholders, &cells),
-        plain,
-        examples,
-    }
+    examples.flatten().collect()
 }

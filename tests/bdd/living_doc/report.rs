@@ -2,12 +2,12 @@
 //! scenarios the level could not run with why (`not_run.json`, written by the
 //! runner), and what it says of each scenario of the feature files.
 
-use std::{fs, io, path::Path};
+use std::{fs, io, path::Path, ptr};
 
 use cucumber::gherkin;
 use serde::{Deserialize, Serialize};
 
-use super::model::{self, Outcome, Scenario, Stray};
+use super::model::{Outcome, Row, Stray};
 
 /// A feature as Cucumber JSON has it: only what the page needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -219,17 +219,18 @@ impl LevelRun {
         (failed.or(missing).unwrap_or(Outcome::Passed), nanos)
     }
 
-    /// Scenarios the level reported that the feature files (laid out as `features`)
-    /// no longer have, or could not be parsed into: listed so that no failure goes unseen.
-    pub fn strays(&self, features: &[model::Feature<'_>]) -> Vec<Stray> {
+    /// Scenarios the level reported that the feature files (their scenarios laid out
+    /// as `rows`) no longer have, or could not be parsed into: listed so that no
+    /// failure goes unseen.
+    pub fn strays(&self, features: &[gherkin::Feature], rows: &[Row]) -> Vec<Stray> {
         let Ok(report) = &self.report else {
             return Vec::new();
         };
         let strays = report.iter().flat_map(|reported| {
             let mut features = features.iter();
-            let feature = features.find(|feature| feature.src.name == reported.name);
-            let rows = feature.into_iter().flat_map(model::Feature::scenarios);
-            let known: Vec<usize> = rows.flat_map(Scenario::rows).map(|row| row.line).collect();
+            let feature = features.find(|feature| feature.name == reported.name);
+            let own = |row: &&Row| feature.is_some_and(|f| ptr::eq(f, row.feature));
+            let known: Vec<usize> = rows.iter().filter(own).map(|row| row.line).collect();
             let elements = reported.elements.iter();
             let strays = elements.filter(move |element| {
                 element.kind == ElementKind::Scenario && !known.contains(&element.line)

@@ -181,17 +181,16 @@ fn row_key(values: &str) -> String {
 fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
     let runs = [unit_run()];
     let book = book_of(&runs);
-    let scenarios: Vec<&model::Scenario> = book.features[0].scenarios().collect();
+    let scenarios: Vec<&gherkin::Scenario> = book.scenarios().map(|(_, _, s)| s).collect();
     assert_eq!(
         scenarios.len(),
         3,
         "the outline is one scenario, not one per example"
     );
     let outline = scenarios[1];
-    assert!(outline.plain.is_none());
-    let first: Vec<(bool, &str)> = outline.steps[0]
-        .parts
-        .iter()
+    assert!(book.plain(outline).is_none());
+    let first: Vec<(bool, &str)> = model::parts(&outline.steps[0], Some(outline))
+        .into_iter()
         .map(|part| (part.placeholder, part.text))
         .collect();
     assert_eq!(
@@ -200,16 +199,19 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
         "steps as written, placeholders apart"
     );
     let examples = &outline.examples[0];
-    assert_eq!(examples.header, ["visits", "total"]);
-    let rows: Vec<(&str, &str)> = examples
-        .rows
+    assert_eq!(
+        *model::header(examples).expect("a header"),
+        ["visits", "total"]
+    );
+    let example_rows: Vec<&model::Row> = book.rows_in(examples).collect();
+    let rows: Vec<(&str, &str)> = example_rows
         .iter()
         .map(|row| (row.values[0].as_str(), row.cells[0].outcome.class()))
         .collect();
     assert_eq!(rows, [("1", "passed"), ("2", "failed"), ("3", "not-run")]);
-    assert_eq!(examples.rows[1].key, row_key("visits: 2, total: 9"));
+    assert_eq!(example_rows[1].key, row_key("visits: 2, total: 9"));
     assert_eq!(
-        examples.rows[1].cells[0].outcome,
+        example_rows[1].cells[0].outcome,
         Outcome::Failed {
             step: "Then the page has been seen 9 times in total".to_owned(),
             line: Some(15),
@@ -217,12 +219,12 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
         }
     );
     assert_eq!(
-        outline.steps[1].failed_at,
+        book.failed_at(Some(outline), &outline.steps[1]),
         ["unit"],
         "the step as written is marked"
     );
     assert_eq!(
-        examples.rows[0].cells[0].nanos,
+        example_rows[0].cells[0].nanos,
         Some(5_500_000),
         "the hook and three steps"
     );
@@ -241,11 +243,8 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
 fn not_run_cells_say_why() {
     let runs = [unit_run(), level_run("e2e", &json!([]), Vec::new())];
     let book = book_of(&runs);
-    let stopping = book.features[0]
-        .scenarios()
-        .nth(2)
-        .expect("the third scenario");
-    let cells = &stopping.plain.as_ref().expect("a plain scenario").cells;
+    let (_, _, stopping) = book.scenarios().nth(2).expect("the third scenario");
+    let cells = &book.plain(stopping).expect("a plain scenario").cells;
     assert_eq!(
         cells[0].outcome,
         Outcome::NotRun {
@@ -272,12 +271,9 @@ fn a_scenario_whose_steps_did_not_all_run_or_whose_set_up_failed_is_not_a_pass()
     report[0]["elements"][2]["before"][0]["result"] = json!({ "status": "failed", "duration": 1, "error_message": "setting up the scenario: no Docker" });
     let runs = [level_run("unit", &report, Vec::new())];
     let book = book_of(&runs);
-    let mut scenarios = book.features[0].scenarios();
-    let first = scenarios
-        .next()
-        .expect("a scenario")
-        .plain
-        .clone()
+    let mut scenarios = book.scenarios().map(|(_, _, scenario)| scenario);
+    let first = book
+        .plain(scenarios.next().expect("a scenario"))
         .expect("plain")
         .cells[0]
         .outcome
@@ -287,7 +283,7 @@ fn a_scenario_whose_steps_did_not_all_run_or_whose_set_up_failed_is_not_a_pass()
     );
     let outline = scenarios.next().expect("the outline");
     assert!(matches!(
-        &outline.examples[0].rows[0].cells[0].outcome,
+        &book.rows_in(&outline.examples[0]).next().expect("a row").cells[0].outcome,
         Outcome::Failed { step, message, .. } if step == "the set-up before the scenario" && message == "setting up the scenario: no Docker"
     ));
 }
@@ -304,7 +300,8 @@ fn an_unreadable_report_gives_no_result_and_strays_are_listed() {
     let runs = [broken];
     let book = book_of(&runs);
     assert!(
-        book.rows()
+        book.rows
+            .iter()
             .all(|row| row.cells[0].outcome == Outcome::Unknown)
     );
 
@@ -383,13 +380,8 @@ fn the_history_marks_cells_flaky_and_shows_their_recent_results() {
     history.append(history::record(&book, "bbb", at(3)));
     history.annotate(&mut book);
 
-    let plain = book.features[0]
-        .scenarios()
-        .next()
-        .expect("a scenario")
-        .plain
-        .clone()
-        .expect("plain");
+    let (_, _, first) = book.scenarios().next().expect("a scenario");
+    let plain = book.plain(first).expect("plain");
     let recent: Vec<bool> = plain.cells[0]
         .recent
         .iter()
@@ -562,17 +554,15 @@ fn rule_scenarios_run_the_feature_and_the_rule_background() {
     let two = step("Given ", 7, "two", None);
     let runs = [report(vec![one.clone(), two])];
     let book = Book::new(std::slice::from_ref(&feature), Vec::new(), &runs);
+    let groups = model::rule_groups(&book.features[0]);
     assert_eq!(
-        book.features[0].groups[0]
-            .rule
-            .as_ref()
-            .map(|rule| rule.name.as_str()),
+        groups.first().map(|rules| rules[0].name.as_str()),
         Some("Only reading counts")
     );
-    assert_eq!(book.features[0].status(), "passed");
+    assert_eq!(book.feature_status(&book.features[0]), "passed");
     let (features, runs) = ([feature], [report(vec![one])]);
     let book = Book::new(&features, Vec::new(), &runs);
-    let failed = book.rows().next().expect("a row").cells[0].outcome.clone();
+    let failed = book.rows[0].cells[0].outcome.clone();
     assert!(matches!(failed, Outcome::Failed { ref step, .. } if step == "Given two"));
 }
 
