@@ -13,8 +13,7 @@ use super::{
 #[derive(Debug, Default, Template)]
 #[template(path = "diff.md.txt", config = "tests/bdd/living_doc/askama.toml")]
 pub struct Diff<'a> {
-    /// `commit` at `time` of the run compared against, when there is one.
-    pub baseline: Option<String>,
+    /// The run compared against, when there is one.
     base: Option<&'a Run>,
     pub levels: &'a [LevelSummary<'a>],
     pub newly_failing: Vec<Failing>,
@@ -44,8 +43,6 @@ impl<'a> Diff<'a> {
         let reported = book.levels.iter().filter(|level| level.run.report.is_ok());
         let reported: Vec<&str> = reported.map(|level| level.run.level).collect();
         let mut diff = Self {
-            baseline: baseline
-                .map(|run| format!("`{}` ({})", md(&run.commit), format_time(run.time))),
             base: baseline,
             levels: &book.levels,
             removed: removed.map(|key| md(key)).collect(),
@@ -113,6 +110,12 @@ impl<'a> Diff<'a> {
             }));
         }
         diff
+    }
+
+    /// `commit` (time) of the run compared against, when there is one.
+    pub fn baseline(&self) -> Option<String> {
+        let run = self.base?;
+        Some(format!("`{}` ({})", md(&run.commit), format_time(run.time)))
     }
 
     /// A level's passed or failed total now, with the change from the baseline:
