@@ -222,8 +222,8 @@ collect_load() {
     line=$(grep '^WRK_RESULT' "$work/wrk") || { cat "$work/wrk" >&2; die "$phase: no result from wrk"; }
     load_requests=$(sed 's/.* requests=\([0-9]*\).*/\1/' <<<"$line")
     load_non2xx=$(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$line")
-    load_errors=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(connect|read|write|timeout)=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' <<<"$line")
     load_error_kinds=$(grep -oE '(connect|read|write|timeout)=[0-9]+' <<<"$line" | paste -sd' ')
+    load_errors=$(tr ' ' '\n' <<<"$load_error_kinds" | awk -F= '{ s += $2 } END { print s + 0 }')
     load_ok=$((load_requests - load_non2xx))
 }
 
