@@ -88,8 +88,13 @@ stage() {
         return 0
     fi
     printf '\n\033[1m=== gate: %s ===\033[0m\n' "$name"
-    local started=$SECONDS
-    if "$@"; then
+    local started=$SECONDS status
+    # The stage's output is also kept, for the summary's reasons; the command runs in
+    # this shell (not a pipeline's subshell), so what it sets stays set.
+    "$@" > >(tee "$LOGS/stage-$name.log") 2>&1
+    status=$?
+    wait $!
+    if [ "$status" -eq 0 ]; then
         result[$name]=passed
     else
         result[$name]=failed
@@ -448,6 +453,16 @@ for name in "${STAGES[@]}"; do
     printf '%-21s %-8s %8s' "$name" "$r" "${seconds[$name]:--}"
     [ -n "${note[$name]:-}" ] && printf '  (%s)' "${note[$name]}"
     printf '\n'
+done
+
+# The end of a long log is what a reader sees first: each failed stage's own
+# failure lines are repeated here, under the table.
+for name in "${STAGES[@]}"; do
+    [ "${result[$name]:-}" = failed ] || continue
+    echo
+    echo "why $name failed (whole output: $LOGS/stage-$name.log):"
+    grep -E 'FAILED|[Ee]rror|panicked|failed' "$LOGS/stage-$name.log" 2>/dev/null |
+        grep -vE '"status":|\b0 failed|test result: ok' | tail -n 12 | sed 's/^/  /'
 done
 
 echo
