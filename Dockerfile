@@ -35,23 +35,25 @@ RUN cargo chef prepare --recipe-path recipe.json
 #     build it (debug, quick to compile), as the binary ships it (dist: whole-program
 #     LTO, and without the features the test dependencies widen, such as tokio's
 #     test-util clock), and as metadata for clippy. Cooked here, none of them is
-#     compiled again on a change in the sources.
+#     compiled again on a change in the sources. Only the shipped binary has the
+#     jemalloc feature: its C build is the longest single piece, and neither the
+#     tests nor clippy need it (the host's `cargo clippy` still lints that code).
 FROM chef AS builder
 # pipefail: a failing cargo must fail the RUN, not vanish into the pipe.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY --from=planner /build/recipe.json recipe.json
-RUN cargo chef cook --locked --all-targets --recipe-path recipe.json \
+RUN cargo chef cook --locked --all-targets --no-default-features --recipe-path recipe.json \
     && cargo chef cook --locked --profile dist --bin page-tracker --recipe-path recipe.json \
-    && cargo chef cook --locked --check --all-targets --recipe-path recipe.json
+    && cargo chef cook --locked --check --all-targets --no-default-features --recipe-path recipe.json
 COPY . .
 # The revision the binary reports in page_tracker_build_info.
 ARG REVISION=unknown
 # cargo names the test binary with a hash; it is copied to a fixed path for the test image.
 RUN cargo fmt --check \
-    && cargo clippy --locked --all-targets -- -D warnings \
-    && cargo test --locked --test bdd -- --level unit \
+    && cargo clippy --locked --all-targets --no-default-features -- -D warnings \
+    && cargo test --locked --no-default-features --test bdd -- --level unit \
     && PAGE_TRACKER_REVISION="${REVISION}" cargo build --locked --profile dist --bin page-tracker \
-    && cargo test --locked --test bdd --no-run --message-format=json \
+    && cargo test --locked --no-default-features --test bdd --no-run --message-format=json \
         | sed -n 's/.*"executable":"\([^"]*\/bdd-[^"]*\)".*/\1/p' > bdd-path \
     && test -s bdd-path \
     && mkdir -p out/reports \
