@@ -109,11 +109,14 @@ task_of() { swarm_task "${stack}_$1"; }
 views() { page_views "$(task_of redis-service)"; }
 servers() { lb_servers "$(task_of load-balancer)"; }
 in_rotation() { lb_in_rotation "$(task_of load-balancer)" "$1"; }
-# What failed, as the load balancer logged it.
+# What failed, as the load balancer logged it: requests answered other than 200 or
+# ended abnormally, and its own lines (a replica going DOWN or UP, a slot changing
+# address). A visit HAProxy closes unanswered because the replica closed first is
+# not logged at all: then only the replicas' state changes show.
 on_load_failure() {
-    warn "the load balancer's last requests answered other than 200 or ended abnormally:"
-    docker logs "$(task_of load-balancer)" 2>&1 | grep '"status":' |
-        grep -v '"status":200,.*"termination":"----"' | tail -n 10 >&2
+    warn "the load balancer's last lines other than a clean 200:"
+    docker logs "$(task_of load-balancer)" 2>&1 |
+        grep -v '"status":200,.*"termination":"----"' | tail -n 20 >&2
 }
 update_started_at() { docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}' "$web"; }
 # update OPTION...: `docker service update OPTION...` of the web service, then waits
