@@ -89,9 +89,10 @@ stage() {
     fi
     printf '\n\033[1m=== gate: %s ===\033[0m\n' "$name"
     local started=$SECONDS status
-    # The stage's output is also kept, for the summary's reasons; the command runs in
-    # this shell (not a pipeline's subshell), so what it sets stays set.
-    "$@" > >(tee "$LOGS/stage-$name.log") 2>&1
+    # The stage's output is also kept, for the summary's reasons. The braces make this
+    # shell (not a pipeline's subshell, nor the forked command) open the redirection:
+    # what a stage function sets stays set, and $! is tee, waited for.
+    { "$@"; } > >(tee "$LOGS/stage-$name.log") 2>&1
     status=$?
     wait $!
     if [ "$status" -eq 0 ]; then
