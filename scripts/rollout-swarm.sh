@@ -112,7 +112,8 @@ in_rotation() { lb_in_rotation "$(task_of load-balancer)" "$1"; }
 # What failed, as the load balancer logged it: requests answered other than 200 or
 # ended abnormally, and its own lines (a replica going DOWN or UP, a slot changing
 # address). A visit HAProxy closes unanswered because the replica closed first is
-# not logged at all: then only the replicas' state changes show.
+# not logged at all: then only the replicas' state changes show, and under load the
+# log keeps only its last half minute or so (rotated at 10 MB, 5 files).
 on_load_failure() {
     warn "the load balancer's last lines other than a clean 200:"
     docker logs "$(task_of load-balancer)" 2>&1 |
