@@ -79,7 +79,8 @@ cleanup() {
     set +e
     stop_load
     if [ -n "${deployed:-}" ]; then
-        if [ "$status" -ne 0 ]; then docker service logs --tail 30 "${stack}_load-balancer" >&2 2>/dev/null; fi
+        # A failed phase has shown them already.
+        if [ "$status" -ne 0 ] && [ -z "${lb_lines_shown:-}" ]; then on_load_failure; fi
         swarm_stack_remove "$stack"
     fi
     if [ -n "${next_tagged:-}" ]; then docker rmi "$next_image" >/dev/null 2>&1; fi
@@ -115,6 +116,7 @@ in_rotation() { lb_in_rotation "$(task_of load-balancer)" "$1"; }
 # not logged at all: then only the replicas' state changes show, and under load the
 # log keeps only its last half minute or so (rotated at 10 MB, 5 files).
 on_load_failure() {
+    lb_lines_shown=1
     warn "the load balancer's last lines other than a clean 200:"
     docker logs "$(task_of load-balancer)" 2>&1 |
         grep -v '"status":200,.*"termination":"----"' | tail -n 20 >&2
