@@ -2,6 +2,7 @@
 # Make sure the Docker base images used by page-tracker exist locally:
 #
 #   debian:bookworm-slim        rust:1.95.0-slim-bookworm        redis:7.0.15-bookworm
+#   lukemathwalker/cargo-chef:0.1.77-rust-1.95.0-slim-bookworm (the image builds' first stage)
 #   haproxy:2.6-bookworm        (the load balancer in front of the service's replicas)
 #   gcr.io/distroless/cc-debian12:nonroot
 #   prom/prometheus:v2.42.0     oliver006/redis_exporter:v1.45.0 (the monitoring profile)
@@ -13,6 +14,7 @@
 #               bookworm-updates/-security upgrades, then `docker import`.
 #   * redis   : FROM that image, Debian's redis-server package (scripts/base-images/).
 #   * rust    : FROM that image, gcc/libc6-dev + the host's rustup toolchain copy.
+#   * cargo-chef: FROM the rust image, cargo-chef from its crates.io release.
 #   * haproxy : FROM that image, Debian's haproxy package (scripts/base-images/).
 #   * distroless: Debian's libc6, libgcc-s1, tzdata, ... unpacked FROM scratch, with the
 #               official image's users, CA bundle and os-release (scripts/base-images/).
@@ -30,6 +32,7 @@ REDIS_VERSION="7.0.15"                        # upstream version of bookworm's r
 RUST_VERSION="1.95.0"                         # must equal the host's `rustc --version`
 RUST_EXTRA_COMPONENTS="clippy rustfmt"        # must be installed in the host toolchain
 RUST_DROP_COMPONENTS="rust-docs"              # ~800 MB of HTML; not in the official image either
+CARGO_CHEF_VERSION="0.1.77"                   # the newest with an official image for Rust 1.95.0
 HAPROXY_BRANCH="2.6"                          # the official image's tag names the branch
 HAPROXY_VERSION="2.6.12"                      # upstream version of bookworm's haproxy (2.6.12-1+deb12uN)
 GLIBC_VERSION="2.36"                          # upstream version of bookworm's libc6 (2.36-9+deb12uN)
@@ -39,6 +42,7 @@ REDIS_EXPORTER_VERSION="1.45.0"               # bookworm's prometheus-redis-expo
 
 DEBIAN_IMAGE="debian:${DEBIAN_SUITE}-slim"
 RUST_IMAGE="rust:${RUST_VERSION}-slim-${DEBIAN_SUITE}"
+CARGO_CHEF_IMAGE="lukemathwalker/cargo-chef:${CARGO_CHEF_VERSION}-rust-${RUST_VERSION}-slim-${DEBIAN_SUITE}"
 REDIS_IMAGE="redis:${REDIS_VERSION}-${DEBIAN_SUITE}"
 HAPROXY_IMAGE="haproxy:${HAPROXY_BRANCH}-${DEBIAN_SUITE}"
 DISTROLESS_IMAGE="gcr.io/distroless/cc-debian12:nonroot"
@@ -54,11 +58,12 @@ PROG="$(basename "$0")"
 
 usage() {
     cat <<EOF
-Usage: ${PROG} [options] [debian|rust|redis|haproxy|distroless|prometheus|redis-exporter ...]
+Usage: ${PROG} [options] [debian|rust|cargo-chef|redis|haproxy|distroless|prometheus|redis-exporter ...]
 
 Ensure these images exist locally (default: all of them):
   ${DEBIAN_IMAGE}
   ${RUST_IMAGE}
+  ${CARGO_CHEF_IMAGE}
   ${REDIS_IMAGE}
   ${HAPROXY_IMAGE}
   ${DISTROLESS_IMAGE}
@@ -67,7 +72,8 @@ Ensure these images exist locally (default: all of them):
 
 An image that already exists is left alone. A missing one is pulled
 (timeout ${PULL_TIMEOUT}s); if the pull fails it is built locally from Debian's
-package archive (${DEBIAN_MIRROR}) and the host's Rust ${RUST_VERSION} toolchain.
+package archive (${DEBIAN_MIRROR}) and the host's Rust ${RUST_VERSION} toolchain
+(cargo-chef from its crates.io release).
 
 Options:
   -f, --force     rebuild locally even if the image exists (no pull attempt)
@@ -94,12 +100,12 @@ while [ $# -gt 0 ]; do
         -f|--force) FORCE=1 ;;
         --no-pull) NO_PULL=1 ;;
         -v|--verbose) VERBOSE=1 ;;
-        debian|rust|redis|haproxy|distroless|prometheus|redis-exporter) WANT+=("$1") ;;
+        debian|rust|cargo-chef|redis|haproxy|distroless|prometheus|redis-exporter) WANT+=("$1") ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
     shift
 done
-[ ${#WANT[@]} -gt 0 ] || WANT=(debian redis rust haproxy distroless prometheus redis-exporter)
+[ ${#WANT[@]} -gt 0 ] || WANT=(debian redis rust cargo-chef haproxy distroless prometheus redis-exporter)
 wanted() { local w; for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 # ---- temp dir, cleanup, interruption safety ----------------------------------
@@ -196,7 +202,7 @@ tag_image() {
 present_or_pulled() {
     local name="$1"
     if [ "$FORCE" -eq 1 ]; then
-        log "$name: --force given: rebuilding from Debian packages"
+        log "$name: --force given: rebuilding it locally"
         return 1
     fi
     if image_exists "$name"; then
@@ -204,7 +210,7 @@ present_or_pulled() {
         return 0
     fi
     if [ "$NO_PULL" -eq 1 ]; then
-        log "$name: not found locally, --no-pull: building from Debian packages"
+        log "$name: not found locally, --no-pull: building it locally"
         return 1
     fi
     log "$name: not found locally, trying docker pull (timeout ${PULL_TIMEOUT}s)"
@@ -213,7 +219,7 @@ present_or_pulled() {
         log "$name: pulled from registry"
         return 0
     fi
-    log "$name: not found locally, pull failed ($(tail -n 1 "$WORK/pull.log" | cut -c1-120)): building from Debian packages"
+    log "$name: not found locally, pull failed ($(tail -n 1 "$WORK/pull.log" | cut -c1-120)): building it locally"
     return 1
 }
 
@@ -366,22 +372,23 @@ EOF
 # it), each BUILD_ARG (KEY=VALUE) passed on; leaves the image id in $WORK/NAME.iid, its
 # smoke test is the caller's.
 build_from_helper() {
-    local name="$1" image="$2" dockerfile="$3"
+    local name="$1" image="$2" dockerfile="$3" base="$DEBIAN_IMAGE"
     shift 3
     probe_build_network
     workdir
     local ctx="$WORK/$name-ctx" arg args=()
     mkdir -p "$ctx"
     cp "$HELPER_DIR/$dockerfile" "$ctx/Dockerfile"
+    if [ "${1:-}" = --from ]; then base="$2"; shift 2; fi
     if [ "${1:-}" = --entrypoint ]; then
         cp "$HELPER_DIR/$2" "$ctx/$2"
         chmod 0755 "$ctx/$2"
         shift 2
     fi
     for arg in "$@"; do args+=(--build-arg "$arg"); done
-    log "$image: docker build FROM $DEBIAN_IMAGE with Debian's packages ($*)"
+    log "$image: docker build FROM $base ($*)"
     step "$name-build" docker build ${BUILD_NET_ARGS[@]+"${BUILD_NET_ARGS[@]}"} --force-rm \
-        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" "${args[@]}" \
+        --build-arg "BASE_IMAGE=$base" "${args[@]}" \
         --label "$BUILT_BY_LABEL" --iidfile "$WORK/$name.iid" "$ctx"
     mark_pending "$(cat "$WORK/$name.iid")"
 }
@@ -539,6 +546,24 @@ EOF
     tag_image "$id" "$RUST_IMAGE"
 }
 
+# ---- lukemathwalker/cargo-chef:<version>-rust-<rust tag> ------------------------------
+build_cargo_chef() {
+    # The rust image is only needed as a base: an existing one is used even with --force.
+    if ! image_exists "$RUST_IMAGE"; then
+        local force="$FORCE"; FORCE=0
+        if ! present_or_pulled "$RUST_IMAGE"; then build_rust; fi
+        FORCE="$force"
+    fi
+    build_from_helper cargo-chef "$CARGO_CHEF_IMAGE" cargo-chef.Dockerfile --from "$RUST_IMAGE" \
+        "CARGO_CHEF_VERSION=$CARGO_CHEF_VERSION"
+    local id; id="$(cat "$WORK/cargo-chef.iid")"
+    # smoke test offline: cargo-chef plans a crate's dependencies
+    step cargo-chef-smoke docker run --rm --label "$SMOKE_LABEL" --network none "$id" sh -ec \
+        "cd /tmp && cargo new -q smoke && cd smoke && cargo chef prepare --recipe-path recipe.json && test -s recipe.json"
+    log "$CARGO_CHEF_IMAGE: smoke test ok (cargo chef prepare, offline)"
+    tag_image "$id" "$CARGO_CHEF_IMAGE"
+}
+
 # ---- gcr.io/distroless/cc-debian12:nonroot ------------------------------------------
 build_distroless() {
     # The packages are unpacked FROM scratch in the Dockerfile's last stage.
@@ -600,8 +625,8 @@ build_redis_exporter() {
 # ---- main ------------------------------------------------------------------------------
 command -v docker >/dev/null || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "cannot talk to the Docker engine (is it running? are you in the docker group?)"
-for f in redis.Dockerfile redis-entrypoint.sh rust.Dockerfile haproxy.Dockerfile haproxy-entrypoint.sh \
-         distroless-cc.Dockerfile prometheus.Dockerfile redis-exporter.Dockerfile; do
+for f in redis.Dockerfile redis-entrypoint.sh rust.Dockerfile cargo-chef.Dockerfile haproxy.Dockerfile \
+         haproxy-entrypoint.sh distroless-cc.Dockerfile prometheus.Dockerfile redis-exporter.Dockerfile; do
     [ -f "$HELPER_DIR/$f" ] || die "missing helper file $HELPER_DIR/$f"
 done
 
@@ -611,13 +636,15 @@ flock -n 9 || die "another build-base-images.sh run is in progress"
 # containers left by a run that was killed hard (SIGKILL) before its cleanup
 docker ps -aq --filter "label=$SMOKE_LABEL" | xargs -r docker rm -f -v >/dev/null
 
-# rust and redis are built FROM the local debian image, so it is ensured first
-# whenever one of them has to be built.
+# The images are built FROM the local debian image (cargo-chef FROM the rust image),
+# so it is ensured first whenever one of them has to be built.
 need_debian=0
 if wanted debian; then need_debian=1; fi
 if wanted redis && { [ "$FORCE" -eq 1 ] || ! image_exists "$REDIS_IMAGE"; }; then need_debian=1; fi
 if wanted rust  && { [ "$FORCE" -eq 1 ] || ! image_exists "$RUST_IMAGE"; }; then need_debian=1; fi
 if wanted haproxy && { [ "$FORCE" -eq 1 ] || ! image_exists "$HAPROXY_IMAGE"; }; then need_debian=1; fi
+if wanted cargo-chef && { [ "$FORCE" -eq 1 ] || ! image_exists "$CARGO_CHEF_IMAGE"; } \
+    && ! image_exists "$RUST_IMAGE"; then need_debian=1; fi
 if wanted distroless && { [ "$FORCE" -eq 1 ] || ! image_exists "$DISTROLESS_IMAGE"; }; then need_debian=1; fi
 if wanted prometheus && { [ "$FORCE" -eq 1 ] || ! image_exists "$PROMETHEUS_IMAGE"; }; then need_debian=1; fi
 if wanted redis-exporter && { [ "$FORCE" -eq 1 ] || ! image_exists "$REDIS_EXPORTER_IMAGE"; }; then need_debian=1; fi
@@ -636,11 +663,12 @@ fi
 # inside a function called on the left of || or &&.
 if wanted redis && ! present_or_pulled "$REDIS_IMAGE"; then build_redis; fi
 if wanted rust  && ! present_or_pulled "$RUST_IMAGE";  then build_rust;  fi
+if wanted cargo-chef && ! present_or_pulled "$CARGO_CHEF_IMAGE"; then build_cargo_chef; fi
 if wanted haproxy && ! present_or_pulled "$HAPROXY_IMAGE"; then build_haproxy; fi
 if wanted distroless && ! present_or_pulled "$DISTROLESS_IMAGE"; then build_distroless; fi
 if wanted prometheus && ! present_or_pulled "$PROMETHEUS_IMAGE"; then build_prometheus; fi
 if wanted redis-exporter && ! present_or_pulled "$REDIS_EXPORTER_IMAGE"; then build_redis_exporter; fi
 
-log "done: $(for n in "$DEBIAN_IMAGE" "$REDIS_IMAGE" "$RUST_IMAGE" "$HAPROXY_IMAGE" "$DISTROLESS_IMAGE" \
+log "done: $(for n in "$DEBIAN_IMAGE" "$REDIS_IMAGE" "$RUST_IMAGE" "$CARGO_CHEF_IMAGE" "$HAPROXY_IMAGE" "$DISTROLESS_IMAGE" \
     "$PROMETHEUS_IMAGE" "$REDIS_EXPORTER_IMAGE"; do
     image_exists "$n" && printf '%s ' "$n"; done)"
