@@ -40,8 +40,7 @@ impl<'a> Diff<'a> {
         let base = baseline.unwrap_or(&empty);
         let keys: BTreeSet<&String> = book.rows.iter().map(|row| &row.key).collect();
         let removed = base.results.keys().filter(|key| !keys.contains(*key));
-        let reported = book.levels.iter().filter(|level| level.run.report.is_ok());
-        let reported: Vec<&str> = reported.map(|level| level.run.level).collect();
+        let reported: Vec<&str> = book.reported().map(|run| run.level).collect();
         let mut diff = Self {
             base: baseline,
             levels: &book.levels,
@@ -63,7 +62,7 @@ impl<'a> Diff<'a> {
             }
             for cell in &row.cells {
                 let level = cell.level;
-                let was = before.and_then(|cells| Some(cells.get(level)?.passed));
+                let was = base.result(&row.key, level).map(|past| past.passed);
                 let compared = before.is_some()
                     && base.levels.contains_key(level)
                     && reported.contains(&level);

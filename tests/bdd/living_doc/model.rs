@@ -106,14 +106,6 @@ fn status<'a, 'b: 'a>(cells: impl Iterator<Item = &'a Cell<'b>>) -> &'static str
     }
 }
 
-/// Results a level reported for scenarios the feature files do not have.
-#[derive(Debug, Clone)]
-pub struct Stray {
-    pub level: &'static str,
-    pub name: String,
-    pub outcome: Outcome,
-}
-
 /// Totals of one level over the specification.
 #[derive(Debug, Clone)]
 pub struct LevelSummary<'a> {
@@ -132,7 +124,9 @@ pub struct Book<'a> {
     pub levels: Vec<LevelSummary<'a>>,
     /// Every plain scenario and example row, in the order of the feature files.
     pub rows: Vec<Row<'a>>,
-    pub strays: Vec<Stray>,
+    /// Results a level reported for scenarios the feature files do not have:
+    /// the level, the scenario's name and where it is, and its outcome.
+    pub strays: Vec<(&'static str, String, Outcome)>,
     pub unreadable: Vec<String>,
 }
 
@@ -145,16 +139,35 @@ impl<'a> Book<'a> {
         let rows: Vec<Row> = scenarios(features)
             .flat_map(|(feature, rule, scenario)| rows(feature, rule, scenario, runs))
             .collect();
-        let levels = runs.iter().enumerate();
-        let levels = levels.map(|(index, run)| summarize(&rows, run, index));
-        let strays = runs.iter().flat_map(|run| run.strays(features, &rows));
+        let levels = runs.iter().enumerate().map(|(index, run)| {
+            let cells: Vec<&Cell> = rows.iter().map(|row| &row.cells[index]).collect();
+            let count = |passed| {
+                cells
+                    .iter()
+                    .filter(|c| c.outcome.passed() == passed)
+                    .count()
+            };
+            LevelSummary {
+                run,
+                passed: count(Some(true)),
+                failed: count(Some(false)),
+                not_run: count(None),
+                nanos: cells.iter().filter_map(|cell| cell.nanos).sum(),
+            }
+        });
         Self {
             features,
             levels: levels.collect(),
-            strays: strays.collect(),
+            strays: runs.iter().flat_map(|run| run.strays(&rows)).collect(),
             rows,
             unreadable,
         }
+    }
+
+    /// The runs of the levels whose report could be read.
+    pub fn reported(&self) -> impl Iterator<Item = &'a LevelRun> {
+        let runs = self.levels.iter().map(|level| level.run);
+        runs.filter(|run| run.report.is_ok())
     }
 
     /// Every scenario with the feature and the rule it is written in.
@@ -221,15 +234,11 @@ impl<'a> Book<'a> {
         scenario: Option<&gherkin::Scenario>,
         step: &gherkin::Step,
     ) -> Vec<&'static str> {
-        let cells = scenario.into_iter().flat_map(|s| self.cells_of(s));
         let mut failed_at = Vec::new();
-        for cell in cells {
-            if let Outcome::Failed {
-                line: Some(line), ..
-            } = cell.outcome
-                && line == step.position.line
-                && !failed_at.contains(&cell.level)
-            {
+        for cell in scenario.into_iter().flat_map(|s| self.cells_of(s)) {
+            let here = Some(step.position.line);
+            let failed = matches!(cell.outcome, Outcome::Failed { line, .. } if line == here);
+            if failed && !failed_at.contains(&cell.level) {
                 failed_at.push(cell.level);
             }
         }
@@ -239,25 +248,6 @@ impl<'a> Book<'a> {
     pub fn tags(&self) -> BTreeSet<&'a String> {
         let tags = self.scenarios().flat_map(|place| all_tags(&place));
         tags.collect()
-    }
-}
-
-/// The totals of `run`, the level whose results are the `index`th of each row's.
-fn summarize<'a>(rows: &[Row], run: &'a LevelRun, index: usize) -> LevelSummary<'a> {
-    let cells = rows.iter().filter_map(|row| row.cells.get(index));
-    let cells: Vec<&Cell> = cells.collect();
-    let count = |passed| {
-        cells
-            .iter()
-            .filter(|c| c.outcome.passed() == passed)
-            .count()
-    };
-    LevelSummary {
-        run,
-        passed: count(Some(true)),
-        failed: count(Some(false)),
-        not_run: count(None),
-        nanos: cells.iter().map(|cell| cell.nanos.unwrap_or(0)).sum(),
     }
 }
 
@@ -367,52 +357,60 @@ fn rows<'a>(
     scenario: &'a gherkin::Scenario,
     runs: &'a [LevelRun],
 ) -> Vec<Row<'a>> {
-    let background: Vec<&gherkin::Step> = feature
+    let backgrounds = feature
         .background
         .iter()
-        .chain(rule.and_then(|rule| rule.background.as_ref()))
-        .flat_map(|background| &background.steps)
-        .collect();
-    let key = format!("{}: {}", feature.name, scenario.name);
-    let row = |examples, key, label, values, line| Row {
-        feature,
-        scenario,
-        examples,
-        key,
-        label,
-        line,
-        values,
-        cells: runs
+        .chain(rule.and_then(|r| r.background.as_ref()));
+    let background: Vec<&gherkin::Step> = backgrounds.flat_map(|b| &b.steps).collect();
+    let plain = scenario.examples.is_empty();
+    let plain = plain.then_some((None, &[][..], scenario.position.line));
+    let examples = scenario.examples.iter().flat_map(|examples| {
+        let values = examples
+            .table
             .iter()
-            .map(|run| {
+            .flat_map(|table| table.rows.iter().skip(1));
+        // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
+        let lines = examples.position.line + 2..;
+        values
+            .zip(lines)
+            .map(move |(values, line)| (Some(examples), &values[..], line))
+    });
+    let rows = plain
+        .into_iter()
+        .chain(examples)
+        .map(|(examples, values, line)| {
+            let header = examples.and_then(header).into_iter().flatten();
+            let named = header
+                .zip(values)
+                .map(|(name, value)| format!("{name}: {value}"));
+            let label = named.collect::<Vec<_>>().join(", ");
+            let mut key = format!("{}: {}", feature.name, scenario.name);
+            if examples.is_some() {
+                key = format!("{key} ({label})");
+            }
+            let cells = runs.iter().map(|run| {
                 let (outcome, nanos) = run.outcome(feature, line, &background, scenario);
+                let (recent, flaky) = (Vec::new(), None);
+                let level = run.level;
                 Cell {
-                    level: run.level,
+                    level,
                     outcome,
                     nanos,
-                    recent: Vec::new(),
-                    flaky: None,
+                    recent,
+                    flaky,
                 }
-            })
-            .collect(),
-    };
-    if scenario.examples.is_empty() {
-        return vec![row(None, key, String::new(), &[], scenario.position.line)];
-    }
-    let examples = scenario.examples.iter().filter_map(|examples| {
-        let (header, values) = examples.table.as_ref()?.rows.split_first()?;
-        let rows = values.iter().enumerate().map(|(index, values)| {
-            let named = header.iter().zip(values);
-            let named: Vec<String> = named
-                .map(|(name, value)| format!("{name}: {value}"))
-                .collect();
-            let label = named.join(", ");
-            // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
-            let line = examples.position.line + 2 + index;
-            let key = format!("{key} ({label})");
-            row(Some(examples), key, label, values, line)
+            });
+            let cells = cells.collect();
+            Row {
+                feature,
+                scenario,
+                examples,
+                key,
+                label,
+                line,
+                values,
+                cells,
+            }
         });
-        Some(rows.collect::<Vec<_>>())
-    });
-    examples.flatten().collect()
+    rows.collect()
 }

@@ -2,12 +2,12 @@
 //! scenarios the level could not run with why (`not_run.json`, written by the
 //! runner), and what it says of each scenario of the feature files.
 
-use std::{fs, io, path::Path, ptr};
+use std::{fs, io, path::Path};
 
 use cucumber::gherkin;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Outcome, Row, Stray};
+use super::model::{Outcome, Row};
 
 /// A feature as Cucumber JSON has it: only what the page needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,8 +46,8 @@ pub enum ElementKind {
 pub struct Step {
     #[serde(default)]
     pub keyword: String,
-    #[serde(default)]
-    pub line: usize,
+    /// None for a hook.
+    pub line: Option<usize>,
     #[serde(default)]
     pub name: String,
     pub result: RunResult,
@@ -159,17 +159,19 @@ impl LevelRun {
         let Ok(report) = &self.report else {
             return (Outcome::Unknown, None);
         };
-        let (backgrounds, scenarios): (Vec<&Element>, Vec<&Element>) = report
+        let reported = report
             .iter()
-            .filter(|reported| reported.name == feature.name)
+            .filter(|reported| reported.name == feature.name);
+        let (backgrounds, scenarios): (Vec<&Element>, Vec<&Element>) = reported
             .flat_map(|reported| &reported.elements)
             .filter(|element| element.line == line)
             .partition(|element| element.kind == ElementKind::Background);
         if backgrounds.is_empty() && scenarios.is_empty() {
             let mut not_run = self.not_run.iter();
             let entry = not_run.find(|entry| entry.feature == feature.name && entry.line == line);
-            let reason = entry.map_or("not in this run", |entry| &entry.reason);
-            let reason = reason.to_owned();
+            let reason = entry
+                .map_or("not in this run", |entry| &entry.reason)
+                .to_owned();
             return (Outcome::NotRun { reason }, None);
         }
         let background_steps: Vec<&Step> = backgrounds.iter().flat_map(|e| &e.steps).collect();
@@ -178,22 +180,22 @@ impl LevelRun {
         // In the order they ran: hooks before, the background, the scenario, hooks after.
         let hooks = |name: &'static str, hooks: fn(&Element) -> &Vec<Step>| {
             let hooks = scenarios.iter().flat_map(move |element| hooks(element));
-            hooks.map(move |hook| (name.to_owned(), None, hook))
+            hooks.map(move |hook| (name.to_owned(), hook))
         };
         let steps = background_steps.iter().chain(&scenario_steps);
-        let ran: Vec<(String, Option<usize>, &Step)> =
-            hooks("the set-up before the scenario", |e| &e.before)
-                .chain(steps.map(|step| (step.text(), Some(step.line), *step)))
-                .chain(hooks("the clean-up after the scenario", |e| &e.after))
-                .collect();
-        let nanos = Some(ran.iter().map(|(_, _, ran)| ran.result.duration).sum());
+        let ran: Vec<(String, &Step)> = hooks("the set-up before the scenario", |e| &e.before)
+            .chain(steps.map(|step| (step.text(), *step)))
+            .chain(hooks("the clean-up after the scenario", |e| &e.after))
+            .collect();
+        let nanos = Some(ran.iter().map(|(_, ran)| ran.result.duration).sum());
         let mut ran = ran.into_iter();
-        let failed = ran.find(|(_, _, ran)| ran.result.status != Status::Passed);
-        let failed = failed.map(|(step, line, ran)| {
+        let failed = ran.find(|(_, ran)| ran.result.status != Status::Passed);
+        let failed = failed.map(|(step, ran)| {
             // Cucumber JSON's name of the status: the variant's, in lower case.
             let status = format!("{:?}", ran.result.status).to_lowercase();
             let message = ran.result.error_message.clone();
             let message = message.unwrap_or_else(|| format!("the step was {status}"));
+            let line = ran.line;
             Outcome::Failed {
                 step,
                 line,
@@ -219,41 +221,35 @@ impl LevelRun {
         (failed.or(missing).unwrap_or(Outcome::Passed), nanos)
     }
 
-    /// Scenarios the level reported that the feature files (their scenarios laid out
-    /// as `rows`) no longer have, or could not be parsed into: listed so that no
-    /// failure goes unseen.
-    pub fn strays(&self, features: &[gherkin::Feature], rows: &[Row]) -> Vec<Stray> {
+    /// Scenarios the level reported that no row of the feature files has (no
+    /// longer, or not parsed): listed so that no failure goes unseen.
+    pub fn strays(&self, rows: &[Row]) -> Vec<(&'static str, String, Outcome)> {
         let Ok(report) = &self.report else {
             return Vec::new();
         };
-        let strays = report.iter().flat_map(|reported| {
-            let mut features = features.iter();
-            let feature = features.find(|feature| feature.name == reported.name);
-            let own = |row: &&Row| feature.is_some_and(|f| ptr::eq(f, row.feature));
-            let known: Vec<usize> = rows.iter().filter(own).map(|row| row.line).collect();
+        let elements = report.iter().flat_map(|reported| {
             let elements = reported.elements.iter();
-            let strays = elements.filter(move |element| {
-                element.kind == ElementKind::Scenario && !known.contains(&element.line)
-            });
-            strays.map(|element| {
-                let steps = element.steps.iter().map(|step| (step.text(), &step.result));
-                let hooks = element.before.iter().chain(&element.after);
-                let outcome = steps
-                    .chain(hooks.map(|hook| (String::new(), &hook.result)))
-                    .find(|(_, result)| result.status != Status::Passed)
-                    .map_or(Outcome::Passed, |(step, result)| Outcome::Failed {
-                        step,
-                        line: None,
-                        message: result.error_message.clone().unwrap_or_default(),
-                    });
-                let uri = reported.uri.as_deref().unwrap_or_default();
-                let (feature, name, line) = (&reported.name, &element.name, element.line);
-                Stray {
-                    level: self.level,
-                    name: format!("{feature}: {name} ({uri}, line {line})"),
-                    outcome,
-                }
-            })
+            elements.map(move |element| (reported, element))
+        });
+        let strays = elements.filter(|(reported, element)| {
+            let known = |row: &Row| row.feature.name == reported.name && row.line == element.line;
+            element.kind == ElementKind::Scenario && !rows.iter().any(known)
+        });
+        let strays = strays.map(|(reported, element)| {
+            let steps = element.steps.iter().map(|step| (step.text(), &step.result));
+            let hooks = element.before.iter().chain(&element.after);
+            let outcome = steps
+                .chain(hooks.map(|hook| (String::new(), &hook.result)))
+                .find(|(_, result)| result.status != Status::Passed)
+                .map_or(Outcome::Passed, |(step, result)| Outcome::Failed {
+                    step,
+                    line: None,
+                    message: result.error_message.clone().unwrap_or_default(),
+                });
+            let uri = reported.uri.as_deref().unwrap_or_default();
+            let (feature, name, line) = (&reported.name, &element.name, element.line);
+            let name = format!("{feature}: {name} ({uri}, line {line})");
+            (self.level, name, outcome)
         });
         strays.collect()
     }
