@@ -119,17 +119,13 @@ impl<'a> Diff<'a> {
 
     /// A level's passed or failed total now, with the change from the baseline:
     /// `3 (+2)`, `1 (−1)`, or `3` alone.
-    pub fn with_change(&self, summary: &LevelSummary, passed: bool) -> String {
-        let level = summary.run.level;
-        let now = if passed {
-            summary.passed
-        } else {
-            summary.failed
-        };
-        let Some(base) = self.base.filter(|base| base.levels.contains_key(level)) else {
+    pub fn with_change(&self, level: &LevelSummary, passed: bool) -> String {
+        let now = if passed { level.passed } else { level.failed };
+        let name = level.run.level;
+        let Some(base) = self.base.filter(|base| base.levels.contains_key(name)) else {
             return now.to_string();
         };
-        let cells = base.results.values().filter_map(|cells| cells.get(level));
+        let cells = base.results.values().filter_map(|cells| cells.get(name));
         let then = cells.filter(|past| past.passed == passed).count();
         match now.cmp(&then) {
             Ordering::Greater => format!("{now} (+{})", now - then),

@@ -89,11 +89,10 @@ pub struct Rendered<T> {
 /// reports in the history; writes `report.html` (and `diff.md` when asked to) in
 /// the report directory.
 pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
+    let dir = &options.report_dir;
     let (specification, unreadable) = read_specification(&options.features)?;
-    let runs: Vec<LevelRun> = LEVELS
-        .iter()
-        .filter_map(|level| LevelRun::read(&options.report_dir, level))
-        .collect();
+    let read = |level: &&'static str| LevelRun::read(dir, level);
+    let runs: Vec<LevelRun> = LEVELS.iter().filter_map(read).collect();
     // A history that cannot be read costs the page its past, not the run its result.
     let load = |path: &Path| {
         History::load(path).unwrap_or_else(|err| {
@@ -113,7 +112,6 @@ pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
         jiff::Timestamp::now(),
     )?;
 
-    let dir = &options.report_dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     history.save(&options.history)?;
     let write = |name: &str, text: String| {
@@ -180,15 +178,14 @@ fn read_specification(dir: &Path) -> Result<(Vec<gherkin::Feature>, Vec<String>)
     collect_feature_files(dir, &mut paths)
         .with_context(|| format!("reading the features in {}", dir.display()))?;
     paths.sort();
-    let mut features = Vec::new();
-    let mut unreadable = Vec::new();
+    let read = |path: &Path| -> Result<gherkin::Feature> {
+        let feature = gherkin::Feature::parse_path(path, GherkinEnv::default())?;
+        feature.clone().expand_examples()?;
+        Ok(feature)
+    };
+    let (mut features, mut unreadable) = (Vec::new(), Vec::new());
     for path in paths {
-        let feature = gherkin::Feature::parse_path(&path, GherkinEnv::default());
-        let expanded = feature.map_err(|err| err.to_string()).and_then(|feature| {
-            let expanded = feature.clone().expand_examples();
-            expanded.map(|_| feature).map_err(|err| err.to_string())
-        });
-        match expanded {
+        match read(&path) {
             Ok(feature) => features.push(feature),
             Err(err) => unreadable.push(format!("{}: {err}", path.display())),
         }

@@ -3,7 +3,7 @@
 //! The page walks the parsed features and looks each scenario's results up here;
 //! the results borrow the feature files, the reports and the history.
 
-use std::{collections::BTreeSet, ptr};
+use std::{collections::BTreeSet, iter, ptr};
 
 use cucumber::gherkin;
 
@@ -140,19 +140,15 @@ impl<'a> Book<'a> {
             .flat_map(|(feature, rule, scenario)| rows(feature, rule, scenario, runs))
             .collect();
         let levels = runs.iter().enumerate().map(|(index, run)| {
-            let cells: Vec<&Cell> = rows.iter().map(|row| &row.cells[index]).collect();
-            let count = |passed| {
-                cells
-                    .iter()
-                    .filter(|c| c.outcome.passed() == passed)
-                    .count()
-            };
+            let cells = rows.iter().map(|row| &row.cells[index]);
+            let results: Vec<Option<bool>> = cells.clone().map(|c| c.outcome.passed()).collect();
+            let count = |result| results.iter().filter(|&&of| of == result).count();
             LevelSummary {
                 run,
                 passed: count(Some(true)),
                 failed: count(Some(false)),
                 not_run: count(None),
-                nanos: cells.iter().filter_map(|cell| cell.nanos).sum(),
+                nanos: cells.filter_map(|cell| cell.nanos).sum(),
             }
         });
         Self {
@@ -261,14 +257,12 @@ pub type Place<'a> = (
 /// Every scenario of the feature files: of each feature, those outside any rule first.
 fn scenarios(features: &[gherkin::Feature]) -> impl Iterator<Item = Place<'_>> {
     features.iter().flat_map(|feature| {
-        let loose = feature.scenarios.iter().map(|scenario| (None, scenario));
-        let ruled = feature.rules.iter().flat_map(|rule| {
-            let scenarios = rule.scenarios.iter();
-            scenarios.map(move |scenario| (Some(rule), scenario))
-        });
-        loose
-            .chain(ruled)
-            .map(move |(rule, scenario)| (feature, rule, scenario))
+        let ruled = feature
+            .rules
+            .iter()
+            .map(|rule| (Some(rule), &rule.scenarios));
+        let groups = iter::once((None, &feature.scenarios)).chain(ruled);
+        groups.flat_map(move |(rule, scenarios)| scenarios.iter().map(move |s| (feature, rule, s)))
     })
 }
 
@@ -316,21 +310,15 @@ pub fn paragraphs(text: Option<&str>) -> Vec<String> {
     paragraphs.map(|lines| lines.join(" ")).collect()
 }
 
-/// A step's text, its outline's `<placeholders>` apart so the page can mark them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part<'a> {
-    pub placeholder: bool,
-    pub text: &'a str,
-}
-
-/// The step's text in parts; `scenario`'s examples name the placeholders.
-pub fn parts<'a>(step: &'a gherkin::Step, scenario: Option<&gherkin::Scenario>) -> Vec<Part<'a>> {
+/// The step's text in parts, each marked whether it is one of its outline's
+/// `<placeholders>` (named by `scenario`'s examples), so the page can mark them.
+pub fn parts<'a>(
+    step: &'a gherkin::Step,
+    scenario: Option<&gherkin::Scenario>,
+) -> Vec<(bool, &'a str)> {
     let examples = scenario.into_iter().flat_map(|scenario| &scenario.examples);
-    let placeholders: Vec<String> = examples
-        .filter_map(header)
-        .flatten()
-        .map(|name| format!("<{name}>"))
-        .collect();
+    let names = examples.filter_map(header).flatten();
+    let placeholders: Vec<String> = names.map(|name| format!("<{name}>")).collect();
     let mut rest = step.value.as_str();
     let mut parts = Vec::new();
     while !rest.is_empty() {
@@ -343,7 +331,7 @@ pub fn parts<'a>(step: &'a gherkin::Step, scenario: Option<&gherkin::Scenario>) 
             None => (rest, false),
         };
         rest = &rest[text.len()..];
-        parts.push(Part { placeholder, text });
+        parts.push((placeholder, text));
     }
     parts
 }
@@ -357,60 +345,47 @@ fn rows<'a>(
     scenario: &'a gherkin::Scenario,
     runs: &'a [LevelRun],
 ) -> Vec<Row<'a>> {
-    let backgrounds = feature
-        .background
-        .iter()
-        .chain(rule.and_then(|r| r.background.as_ref()));
+    let rule_background = rule.and_then(|rule| rule.background.as_ref());
+    let backgrounds = feature.background.iter().chain(rule_background);
     let background: Vec<&gherkin::Step> = backgrounds.flat_map(|b| &b.steps).collect();
     let plain = scenario.examples.is_empty();
     let plain = plain.then_some((None, &[][..], scenario.position.line));
     let examples = scenario.examples.iter().flat_map(|examples| {
-        let values = examples
-            .table
-            .iter()
-            .flat_map(|table| table.rows.iter().skip(1));
+        let table = examples.table.iter().flat_map(|table| &table.rows);
         // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
-        let lines = examples.position.line + 2..;
-        values
-            .zip(lines)
-            .map(move |(values, line)| (Some(examples), &values[..], line))
+        let rows = table.skip(1).zip(examples.position.line + 2..);
+        rows.map(move |(values, line)| (Some(examples), &values[..], line))
     });
-    let rows = plain
-        .into_iter()
-        .chain(examples)
-        .map(|(examples, values, line)| {
-            let header = examples.and_then(header).into_iter().flatten();
-            let named = header
-                .zip(values)
-                .map(|(name, value)| format!("{name}: {value}"));
-            let label = named.collect::<Vec<_>>().join(", ");
-            let mut key = format!("{}: {}", feature.name, scenario.name);
-            if examples.is_some() {
-                key = format!("{key} ({label})");
-            }
-            let cells = runs.iter().map(|run| {
-                let (outcome, nanos) = run.outcome(feature, line, &background, scenario);
-                let (recent, flaky) = (Vec::new(), None);
-                let level = run.level;
-                Cell {
-                    level,
-                    outcome,
-                    nanos,
-                    recent,
-                    flaky,
-                }
-            });
-            let cells = cells.collect();
-            Row {
-                feature,
-                scenario,
-                examples,
-                key,
-                label,
-                line,
-                values,
-                cells,
+    let rows = plain.into_iter().chain(examples);
+    rows.map(|(examples, values, line)| {
+        let header = examples.and_then(header).into_iter().flatten();
+        let named = header.zip(values).map(|(n, v)| format!("{n}: {v}"));
+        let label = named.collect::<Vec<_>>().join(", ");
+        let mut key = format!("{}: {}", feature.name, scenario.name);
+        if examples.is_some() {
+            key = format!("{key} ({label})");
+        }
+        let cells = runs.iter().map(|run| {
+            let (outcome, nanos) = run.outcome(feature, line, &background, scenario);
+            let (level, recent, flaky) = (run.level, Vec::new(), None);
+            Cell {
+                level,
+                outcome,
+                nanos,
+                recent,
+                flaky,
             }
         });
-    rows.collect()
+        Row {
+            feature,
+            scenario,
+            examples,
+            key,
+            label,
+            line,
+            values,
+            cells: cells.collect(),
+        }
+    })
+    .collect()
 }

@@ -114,10 +114,9 @@ impl LevelRun {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
             Err(err) => (Err(format!("cannot read {}: {err}", path.display())), None),
         };
-        let not_run = fs::read_to_string(dir.join(level).join("not_run.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
+        // None yet, or none readable, is no scenario left out.
+        let not_run = fs::read_to_string(dir.join(level).join("not_run.json"));
+        let not_run = serde_json::from_str(&not_run.unwrap_or_default()).unwrap_or_default();
         Some(Self {
             level,
             written,
@@ -131,9 +130,8 @@ impl LevelRun {
         let Ok(features) = &self.report else { return 0 };
         let elements = features.iter().flat_map(|feature| &feature.elements);
         let steps = elements.flat_map(|e| e.before.iter().chain(&e.steps).chain(&e.after));
-        steps
-            .map(|step| step.result.duration)
-            .fold(0, u64::wrapping_add)
+        let durations = steps.map(|step| step.result.duration);
+        durations.fold(0, u64::wrapping_add)
     }
 }
 

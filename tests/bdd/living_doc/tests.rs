@@ -189,10 +189,7 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
     );
     let outline = scenarios[1];
     assert!(book.plain(outline).is_none());
-    let first: Vec<(bool, &str)> = model::parts(&outline.steps[0], Some(outline))
-        .into_iter()
-        .map(|part| (part.placeholder, part.text))
-        .collect();
+    let first = model::parts(&outline.steps[0], Some(outline));
     assert_eq!(
         first,
         [(true, "<visits>"), (false, " visitors open the page")],
