@@ -41,6 +41,8 @@ impl<'a> Diff<'a> {
         let keys: BTreeSet<&String> = book.rows.iter().map(|row| &row.key).collect();
         let removed = base.results.keys().filter(|key| !keys.contains(*key));
         let reported: Vec<&str> = book.reported().map(|run| run.level).collect();
+        let reports = |level: &str| reported.contains(&level);
+        let had = |level: &str| base.levels.contains_key(level);
         let mut diff = Self {
             base: baseline,
             levels: &book.levels,
@@ -50,10 +52,11 @@ impl<'a> Diff<'a> {
 
         for row in &book.rows {
             let name = md(&row.key);
-            let ran = row.cells.iter().filter_map(|cell| {
-                let ran = cell.outcome.passed().is_some();
-                ran.then(|| format!("{} {}", cell.level, cell.outcome.label()))
-            });
+            let ran = row
+                .cells
+                .iter()
+                .filter(|cell| cell.outcome.passed().is_some());
+            let ran = ran.map(|cell| format!("{} {}", cell.level, cell.outcome.label()));
             let ran: Vec<String> = ran.collect();
             // An added scenario's failures are listed as newly failing too.
             let before = base.results.get(&row.key);
@@ -63,9 +66,7 @@ impl<'a> Diff<'a> {
             for cell in &row.cells {
                 let level = cell.level;
                 let was = base.result(&row.key, level).map(|past| past.passed);
-                let compared = before.is_some()
-                    && base.levels.contains_key(level)
-                    && reported.contains(&level);
+                let compared = before.is_some() && had(level) && reports(level);
                 match (&cell.outcome, was) {
                     (Outcome::Failed { .. }, Some(false)) => diff.still_failing += 1,
                     (Outcome::Failed { step, message, .. }, _) => {
@@ -93,20 +94,16 @@ impl<'a> Diff<'a> {
         }
 
         if baseline.is_some() {
-            let gone = base
-                .levels
-                .keys()
-                .filter(|level| !reported.contains(&level.as_str()));
-            diff.coverage.extend(gone.map(|level| {
+            for level in base.levels.keys().filter(|level| !reports(level)) {
                 let level = md(level);
-                format!("the {level} level has no report in this run (main had one)")
-            }));
-            let new = reported
-                .iter()
-                .filter(|level| !base.levels.contains_key(**level));
-            diff.coverage.extend(new.map(|level| {
-                format!("the {level} level reported in this run; main had no report of it")
-            }));
+                let gone = format!("the {level} level has no report in this run (main had one)");
+                diff.coverage.push(gone);
+            }
+            for level in reported.iter().filter(|level| !had(level)) {
+                let new =
+                    format!("the {level} level reported in this run; main had no report of it");
+                diff.coverage.push(new);
+            }
         }
         diff
     }

@@ -111,16 +111,9 @@ pub fn flaky(results: &[(&str, bool)]) -> Option<String> {
         return Some(format!("passed and failed on commit {commit}"));
     }
     let recent = &results[results.len().saturating_sub(WINDOW)..];
-    let changes = recent
-        .windows(2)
-        .filter(|pair| pair[0].1 != pair[1].1)
-        .count();
-    (changes >= 2).then(|| {
-        format!(
-            "changed result {changes} times in the last {} runs",
-            recent.len()
-        )
-    })
+    let changes = recent.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    let runs = recent.len();
+    (changes >= 2).then(|| format!("changed result {changes} times in the last {runs} runs"))
 }
 
 /// This run's record: every scenario's result at each level that reported.

@@ -136,9 +136,7 @@ impl<'a> Book<'a> {
         unreadable: Vec<String>,
         runs: &'a [LevelRun],
     ) -> Self {
-        let rows: Vec<Row> = scenarios(features)
-            .flat_map(|(feature, rule, scenario)| rows(feature, rule, scenario, runs))
-            .collect();
+        let rows: Vec<Row> = scenarios(features).flat_map(|p| rows(p, runs)).collect();
         let levels = runs.iter().enumerate().map(|(index, run)| {
             let cells = rows.iter().map(|row| &row.cells[index]);
             let results: Vec<Option<bool>> = cells.clone().map(|c| c.outcome.passed()).collect();
@@ -173,9 +171,8 @@ impl<'a> Book<'a> {
 
     /// The scenario's rows: a plain scenario's one, or an outline's examples.
     pub fn rows_of(&self, scenario: &gherkin::Scenario) -> impl Iterator<Item = &Row<'a>> {
-        self.rows
-            .iter()
-            .filter(move |row| ptr::eq(row.scenario, scenario))
+        let own = move |row: &&Row| ptr::eq(row.scenario, scenario);
+        self.rows.iter().filter(own)
     }
 
     /// A plain scenario's one row; none for an outline.
@@ -207,20 +204,18 @@ impl<'a> Book<'a> {
     }
 
     pub fn flaky_count(&self) -> usize {
-        let flaky = |(_, _, scenario): &Place| self.flaky(scenario);
-        self.scenarios().filter(flaky).count()
+        self.scenarios().filter(|(_, _, s)| self.flaky(s)).count()
     }
 
     /// An outline's levels that left rows out, each with why, once.
     pub fn not_run_notes(&self, scenario: &gherkin::Scenario) -> BTreeSet<String> {
         let examples = self.rows_of(scenario).filter(|row| row.examples.is_some());
         let cells = examples.flat_map(|row| &row.cells);
-        cells
-            .filter_map(|cell| match &cell.outcome {
-                Outcome::NotRun { reason } => Some(format!("{}: {reason}", cell.level)),
-                _ => None,
-            })
-            .collect()
+        let note = |cell: &Cell| match &cell.outcome {
+            Outcome::NotRun { reason } => Some(format!("{}: {reason}", cell.level)),
+            _ => None,
+        };
+        cells.filter_map(note).collect()
     }
 
     /// The levels whose result of `scenario` failed at `step` (a background's
@@ -242,8 +237,7 @@ impl<'a> Book<'a> {
     }
 
     pub fn tags(&self) -> BTreeSet<&'a String> {
-        let tags = self.scenarios().flat_map(|place| all_tags(&place));
-        tags.collect()
+        self.scenarios().flat_map(|p| all_tags(&p)).collect()
     }
 }
 
@@ -339,12 +333,7 @@ pub fn parts<'a>(
 /// A plain scenario's one row, or an outline's example rows, with the result of
 /// each level in `runs`. `rule` is the one it is written under, whose background
 /// runs before it after the feature's.
-fn rows<'a>(
-    feature: &'a gherkin::Feature,
-    rule: Option<&'a gherkin::Rule>,
-    scenario: &'a gherkin::Scenario,
-    runs: &'a [LevelRun],
-) -> Vec<Row<'a>> {
+fn rows<'a>((feature, rule, scenario): Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
     let rule_background = rule.and_then(|rule| rule.background.as_ref());
     let backgrounds = feature.background.iter().chain(rule_background);
     let background: Vec<&gherkin::Step> = backgrounds.flat_map(|b| &b.steps).collect();
