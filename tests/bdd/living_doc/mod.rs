@@ -72,7 +72,7 @@ pub struct Options {
 #[derive(Debug, Template)]
 #[template(path = "page.html", config = "tests/bdd/living_doc/askama.toml")]
 struct Page<'a> {
-    book: &'a Book<'a>,
+    book: Book<'a>,
     /// When the page was rendered.
     now: jiff::Timestamp,
     commit: &'a str,
@@ -102,15 +102,9 @@ pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
     };
     let mut history = load(&options.history);
     let baseline = options.diff_against.as_deref().map(load);
-    let output = build(
-        &specification,
-        unreadable,
-        &runs,
-        &mut history,
-        baseline.as_ref(),
-        &commit(),
-        jiff::Timestamp::now(),
-    )?;
+    let book = Book::new(&specification, unreadable, &runs);
+    let (commit, now) = (commit(), jiff::Timestamp::now());
+    let output = build(book, &mut history, baseline.as_ref(), &commit, now)?;
 
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     history.save(&options.history)?;
@@ -125,24 +119,19 @@ pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
     Ok(Rendered { page, diff })
 }
 
-fn build(
-    specification: &[gherkin::Feature],
-    unreadable: Vec<String>,
-    runs: &[LevelRun],
-    history: &mut History,
+/// Records the book's results in the history, marks its cells with their past,
+/// and renders the page and, against `baseline`, the summary.
+fn build<'a>(
+    mut book: Book<'a>,
+    history: &'a mut History,
     baseline: Option<&History>,
-    commit: &str,
+    commit: &'a str,
     now: jiff::Timestamp,
 ) -> Result<Rendered<String>> {
-    let mut book = Book::new(specification, unreadable, runs);
     history.append(history::record(&book, commit, now));
     history.annotate(&mut book);
-    let page = Page {
-        book: &book,
-        now,
-        commit,
-    };
-    let diff = baseline.map(|baseline| Diff::new(&book, baseline.runs.last()).render());
+    let page = Page { book, now, commit };
+    let diff = baseline.map(|baseline| Diff::new(&page.book, baseline.runs.last()).render());
     Ok(Rendered {
         page: page.render()?,
         diff: diff.transpose()?,

@@ -331,12 +331,9 @@ pub fn parts<'a>(
 }
 
 /// A plain scenario's one row, or an outline's example rows, with the result of
-/// each level in `runs`. `rule` is the one it is written under, whose background
-/// runs before it after the feature's.
-fn rows<'a>((feature, rule, scenario): Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
-    let rule_background = rule.and_then(|rule| rule.background.as_ref());
-    let backgrounds = feature.background.iter().chain(rule_background);
-    let background: Vec<&gherkin::Step> = backgrounds.flat_map(|b| &b.steps).collect();
+/// each level in `runs`.
+fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
+    let (feature, _, scenario) = place;
     let plain = scenario.examples.is_empty();
     let plain = plain.then_some((None, &[][..], scenario.position.line));
     let examples = scenario.examples.iter().flat_map(|examples| {
@@ -355,7 +352,7 @@ fn rows<'a>((feature, rule, scenario): Place<'a>, runs: &'a [LevelRun]) -> Vec<R
             key = format!("{key} ({label})");
         }
         let cells = runs.iter().map(|run| {
-            let (outcome, nanos) = run.outcome(feature, line, &background, scenario);
+            let (outcome, nanos) = run.outcome(place, line);
             let (level, recent, flaky) = (run.level, Vec::new(), None);
             Cell {
                 level,

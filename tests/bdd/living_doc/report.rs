@@ -7,7 +7,7 @@ use std::{fs, io, path::Path};
 use cucumber::gherkin;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Outcome, Row};
+use super::model::{Outcome, Place, Row};
 
 /// A feature as Cucumber JSON has it: only what the page needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -145,21 +145,13 @@ pub fn parse(text: &str) -> Result<Vec<Feature>, String> {
 
 // What a level's report says about the specification's scenarios.
 impl LevelRun {
-    /// The result (and duration) of the scenario, or outline example, on `line`
-    /// of `feature`; `background` holds the steps run before it.
-    pub fn outcome(
-        &self,
-        feature: &gherkin::Feature,
-        line: usize,
-        background: &[&gherkin::Step],
-        scenario: &gherkin::Scenario,
-    ) -> (Outcome, Option<u64>) {
+    /// The result (and duration) of the scenario at `place`, or of its outline
+    /// example, on `line`.
+    pub fn outcome(&self, (feature, rule, scenario): Place, line: usize) -> (Outcome, Option<u64>) {
         let Ok(report) = &self.report else {
             return (Outcome::Unknown, None);
         };
-        let reported = report
-            .iter()
-            .filter(|reported| reported.name == feature.name);
+        let reported = report.iter().filter(|f| f.name == feature.name);
         let (backgrounds, scenarios): (Vec<&Element>, Vec<&Element>) = reported
             .flat_map(|reported| &reported.elements)
             .filter(|element| element.line == line)
@@ -167,9 +159,7 @@ impl LevelRun {
         if backgrounds.is_empty() && scenarios.is_empty() {
             let mut not_run = self.not_run.iter();
             let entry = not_run.find(|entry| entry.feature == feature.name && entry.line == line);
-            let reason = entry
-                .map_or("not in this run", |entry| &entry.reason)
-                .to_owned();
+            let reason = entry.map_or("not in this run", |e| &e.reason).to_owned();
             return (Outcome::NotRun { reason }, None);
         }
         let background_steps: Vec<&Step> = backgrounds.iter().flat_map(|e| &e.steps).collect();
@@ -201,7 +191,11 @@ impl LevelRun {
             }
         });
 
-        // Every step must have passed: one that never ran is no pass.
+        // Every step must have passed: one that never ran is no pass. The feature's
+        // background runs first, then the rule's.
+        let rule_background = rule.and_then(|rule| rule.background.as_ref());
+        let backgrounds = feature.background.iter().chain(rule_background);
+        let background: Vec<&gherkin::Step> = backgrounds.flat_map(|b| &b.steps).collect();
         let missing = background.get(background_steps.len()).copied();
         let missing = missing.or(scenario.steps.get(scenario_steps.len()));
         let missing = missing.map(|missing| {

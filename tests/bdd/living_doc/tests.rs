@@ -136,7 +136,7 @@ fn unit_run() -> LevelRun {
 /// The page of `book` as rendered at `commit`.
 fn page_html(book: &Book, commit: &str) -> String {
     Page {
-        book,
+        book: book.clone(),
         now: at(0),
         commit,
     }
@@ -585,10 +585,9 @@ fn the_page_matches_the_golden_page() {
         unit_run(),
         level_run("integration", &unit_report(), Vec::new()),
     ];
+    let unreadable = vec!["features/broken.feature: Failed to parse".to_owned()];
     let output = build(
-        &SPECIFICATION,
-        vec!["features/broken.feature: Failed to parse".to_owned()],
-        &runs,
+        Book::new(&SPECIFICATION, unreadable, &runs),
         &mut history,
         None,
         "fedcba987654",
