@@ -52,10 +52,7 @@ impl<'a> Diff<'a> {
 
         for row in &book.rows {
             let name = md(&row.key);
-            let ran = row
-                .cells
-                .iter()
-                .filter(|cell| cell.outcome.passed().is_some());
+            let ran = row.cells.iter().filter(|c| c.outcome.passed().is_some());
             let ran = ran.map(|cell| format!("{} {}", cell.level, cell.outcome.label()));
             let ran: Vec<String> = ran.collect();
             // An added scenario's failures are listed as newly failing too.

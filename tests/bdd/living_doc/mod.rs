@@ -33,7 +33,7 @@ mod report;
 mod tests;
 
 use std::{
-    fs,
+    env, fs,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -141,11 +141,8 @@ fn build<'a>(
 /// `BDD_COMMIT`, else `GITHUB_SHA`, else the work tree's commit (`-dirty` with
 /// uncommitted changes), abbreviated; `unknown` outside a repository.
 fn commit() -> String {
-    let given = std::env::var("BDD_COMMIT")
-        .or_else(|_| std::env::var("GITHUB_SHA"))
-        .ok()
-        .filter(|commit| !commit.is_empty());
-    if let Some(commit) = given {
+    let given = env::var("BDD_COMMIT").or_else(|_| env::var("GITHUB_SHA"));
+    if let Some(commit) = given.ok().filter(|commit| !commit.is_empty()) {
         return commit.chars().take(12).collect();
     }
     Command::new("git")

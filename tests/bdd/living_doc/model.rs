@@ -251,10 +251,7 @@ pub type Place<'a> = (
 /// Every scenario of the feature files: of each feature, those outside any rule first.
 fn scenarios(features: &[gherkin::Feature]) -> impl Iterator<Item = Place<'_>> {
     features.iter().flat_map(|feature| {
-        let ruled = feature
-            .rules
-            .iter()
-            .map(|rule| (Some(rule), &rule.scenarios));
+        let ruled = feature.rules.iter().map(|r| (Some(r), &r.scenarios));
         let groups = iter::once((None, &feature.scenarios)).chain(ruled);
         groups.flat_map(move |(rule, scenarios)| scenarios.iter().map(move |s| (feature, rule, s)))
     })
@@ -298,9 +295,7 @@ pub fn slug(text: &str) -> String {
 /// The text's paragraphs, each on one line: blank lines part them.
 pub fn paragraphs(text: Option<&str>) -> Vec<String> {
     let lines: Vec<&str> = text.unwrap_or_default().lines().map(str::trim).collect();
-    let paragraphs = lines
-        .split(|line| line.is_empty())
-        .filter(|lines| !lines.is_empty());
+    let paragraphs = lines.split(|l| l.is_empty()).filter(|p| !p.is_empty());
     paragraphs.map(|lines| lines.join(" ")).collect()
 }
 
@@ -316,9 +311,7 @@ pub fn parts<'a>(
     let mut rest = step.value.as_str();
     let mut parts = Vec::new();
     while !rest.is_empty() {
-        let found = placeholders
-            .iter()
-            .filter_map(|name| Some((rest.find(name.as_str())?, name)));
+        let found = placeholders.iter().filter_map(|p| Some((rest.find(p)?, p)));
         let (text, placeholder) = match found.min() {
             Some((0, name)) => (&rest[..name.len()], true),
             Some((at, _)) => (&rest[..at], false),

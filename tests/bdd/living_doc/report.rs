@@ -216,33 +216,30 @@ impl LevelRun {
     /// Scenarios the level reported that no row of the feature files has (no
     /// longer, or not parsed): listed so that no failure goes unseen.
     pub fn strays(&self, rows: &[Row]) -> Vec<(&'static str, String, Outcome)> {
-        let Ok(report) = &self.report else {
-            return Vec::new();
-        };
-        let elements = report.iter().flat_map(|reported| {
-            let elements = reported.elements.iter();
-            elements.map(move |element| (reported, element))
-        });
-        let strays = elements.filter(|(reported, element)| {
-            let known = |row: &Row| row.feature.name == reported.name && row.line == element.line;
-            element.kind == ElementKind::Scenario && !rows.iter().any(known)
-        });
-        let strays = strays.map(|(reported, element)| {
-            let steps = element.steps.iter().map(|step| (step.text(), &step.result));
-            let hooks = element.before.iter().chain(&element.after);
-            let outcome = steps
-                .chain(hooks.map(|hook| (String::new(), &hook.result)))
-                .find(|(_, result)| result.status != Status::Passed)
-                .map_or(Outcome::Passed, |(step, result)| Outcome::Failed {
-                    step,
-                    line: None,
-                    message: result.error_message.clone().unwrap_or_default(),
-                });
-            let uri = reported.uri.as_deref().unwrap_or_default();
-            let (feature, name, line) = (&reported.name, &element.name, element.line);
-            let name = format!("{feature}: {name} ({uri}, line {line})");
-            (self.level, name, outcome)
-        });
-        strays.collect()
+        let mut strays = Vec::new();
+        for reported in self.report.iter().flatten() {
+            for element in &reported.elements {
+                let here = (&reported.name, element.line);
+                let known = |row: &Row| (&row.feature.name, row.line) == here;
+                if element.kind == ElementKind::Background || rows.iter().any(known) {
+                    continue;
+                }
+                let steps = element.steps.iter().map(|step| (step.text(), &step.result));
+                let hooks = element.before.iter().chain(&element.after);
+                let outcome = steps
+                    .chain(hooks.map(|hook| (String::new(), &hook.result)))
+                    .find(|(_, result)| result.status != Status::Passed)
+                    .map_or(Outcome::Passed, |(step, result)| Outcome::Failed {
+                        step,
+                        line: None,
+                        message: result.error_message.clone().unwrap_or_default(),
+                    });
+                let uri = reported.uri.as_deref().unwrap_or_default();
+                let (feature, name, line) = (&reported.name, &element.name, element.line);
+                let name = format!("{feature}: {name} ({uri}, line {line})");
+                strays.push((self.level, name, outcome));
+            }
+        }
+        strays
     }
 }
