@@ -114,8 +114,7 @@ pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
         anyhow::Ok(path)
     };
     let page = write("report.html", output.page)?;
-    let diff = output.diff.map(|markdown| write("diff.md", markdown));
-    let diff = diff.transpose()?;
+    let diff = output.diff.map(|text| write("diff.md", text)).transpose()?;
     Ok(Rendered { page, diff })
 }
 

@@ -346,13 +346,12 @@ fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
         }
         let cells = runs.iter().map(|run| {
             let (outcome, nanos) = run.outcome(place, line);
-            let (level, recent, flaky) = (run.level, Vec::new(), None);
             Cell {
-                level,
+                level: run.level,
                 outcome,
                 nanos,
-                recent,
-                flaky,
+                recent: Vec::new(),
+                flaky: None,
             }
         });
         Row {

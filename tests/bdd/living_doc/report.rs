@@ -183,10 +183,9 @@ impl LevelRun {
             let status = format!("{:?}", ran.result.status).to_lowercase();
             let message = ran.result.error_message.clone();
             let message = message.unwrap_or_else(|| format!("the step was {status}"));
-            let line = ran.line;
             Outcome::Failed {
                 step,
-                line,
+                line: ran.line,
                 message,
             }
         });
