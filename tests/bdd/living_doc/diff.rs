@@ -56,14 +56,14 @@ impl<'a> Diff<'a> {
             let ran = ran.map(|cell| format!("{} {}", cell.level, cell.outcome.label()));
             let ran: Vec<String> = ran.collect();
             // An added scenario's failures are listed as newly failing too.
-            let before = base.results.get(&row.key);
-            if before.is_none() && baseline.is_some() && !ran.is_empty() {
+            let before = base.results.contains_key(&row.key);
+            if !before && baseline.is_some() && !ran.is_empty() {
                 diff.added.push(format!("{name} ({})", ran.join(", ")));
             }
             for cell in &row.cells {
                 let level = cell.level;
                 let was = base.result(&row.key, level).map(|past| past.passed);
-                let compared = before.is_some() && had(level) && reports(level);
+                let compared = before && had(level) && reports(level);
                 match (&cell.outcome, was) {
                     (Outcome::Failed { .. }, Some(false)) => diff.still_failing += 1,
                     (Outcome::Failed { step, message, .. }, _) => {

@@ -105,12 +105,10 @@ impl LevelRun {
     /// `<dir>/<level>/cucumber.json` and `not_run.json`; `None` when the level has no report.
     pub fn read(dir: &Path, level: &'static str) -> Option<Self> {
         let path = dir.join(level).join("cucumber.json");
+        let modified = fs::metadata(&path).and_then(|meta| meta.modified());
+        let written = modified.ok().and_then(|time| time.try_into().ok());
         let (report, written) = match fs::read_to_string(&path) {
-            Ok(text) => {
-                let modified = fs::metadata(&path).and_then(|meta| meta.modified());
-                let written = modified.ok().and_then(|time| time.try_into().ok());
-                (parse(&text), written)
-            }
+            Ok(text) => (parse(&text), written),
             Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
             Err(err) => (Err(format!("cannot read {}: {err}", path.display())), None),
         };
