@@ -191,8 +191,8 @@ impl LevelRun {
         // Every step must have passed: one that never ran is no pass. The feature's
         // background runs first, then the rule's.
         let rule_background = rule.and_then(|rule| rule.background.as_ref());
-        let backgrounds = feature.background.iter().chain(rule_background);
-        let background: Vec<&gherkin::Step> = backgrounds.flat_map(|b| &b.steps).collect();
+        let background = feature.background.iter().chain(rule_background);
+        let background: Vec<&gherkin::Step> = background.flat_map(|b| &b.steps).collect();
         let missing = background.get(background_steps.len()).copied();
         let missing = missing.or(scenario.steps.get(scenario_steps.len()));
         let missing = missing.map(|missing| {
