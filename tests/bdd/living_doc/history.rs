@@ -80,9 +80,11 @@ impl History {
         for row in &mut book.rows {
             for cell in &mut row.cells {
                 // The cell's results, oldest first, with the run of each.
-                let past = self.runs.iter();
-                let past = past.filter_map(|run| Some((run, run.result(&row.key, cell.level)?)));
-                let past: Vec<(&Run, Past)> = past.collect();
+                let past: Vec<(&Run, Past)> = self
+                    .runs
+                    .iter()
+                    .filter_map(|run| Some((run, run.result(&row.key, cell.level)?)))
+                    .collect();
                 cell.recent = past[past.len().saturating_sub(WINDOW)..].to_vec();
                 let results = past.iter().map(|(run, past)| (&*run.commit, past.passed));
                 cell.flaky = flaky(&results.collect::<Vec<_>>());

@@ -103,7 +103,8 @@ pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
     let mut history = load(&options.history);
     let baseline = options.diff_against.as_deref().map(load);
     let book = Book::new(&specification, unreadable, &runs);
-    let (commit, now) = (commit(), jiff::Timestamp::now());
+    let commit = commit();
+    let now = jiff::Timestamp::now();
     let output = build(book, &mut history, baseline.as_ref(), &commit, now)?;
 
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -168,7 +169,8 @@ fn read_specification(dir: &Path) -> Result<(Vec<gherkin::Feature>, Vec<String>)
         feature.clone().expand_examples()?;
         Ok(feature)
     };
-    let (mut features, mut unreadable) = (Vec::new(), Vec::new());
+    let mut features = Vec::new();
+    let mut unreadable = Vec::new();
     for path in paths {
         match read(&path) {
             Ok(feature) => features.push(feature),
