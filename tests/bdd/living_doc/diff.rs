@@ -40,8 +40,9 @@ impl<'a> Diff<'a> {
         let base = baseline.unwrap_or(&empty);
         let keys: BTreeSet<&String> = book.rows.iter().map(|row| &row.key).collect();
         let removed = base.results.keys().filter(|key| !keys.contains(*key));
-        let reported = book.levels.iter().filter(|level| level.run.report.is_ok());
-        let reported: Vec<&str> = reported.map(|level| level.run.level).collect();
+        let reported: Vec<&str> = book.reported().map(|run| run.level).collect();
+        let reports = |level: &str| reported.contains(&level);
+        let had = |level: &str| base.levels.contains_key(level);
         let mut diff = Self {
             base: baseline,
             levels: &book.levels,
@@ -51,22 +52,18 @@ impl<'a> Diff<'a> {
 
         for row in &book.rows {
             let name = md(&row.key);
-            let ran = row.cells.iter().filter_map(|cell| {
-                let ran = cell.outcome.passed().is_some();
-                ran.then(|| format!("{} {}", cell.level, cell.outcome.label()))
-            });
+            let ran = row.cells.iter().filter(|c| c.outcome.passed().is_some());
+            let ran = ran.map(|cell| format!("{} {}", cell.level, cell.outcome.label()));
             let ran: Vec<String> = ran.collect();
             // An added scenario's failures are listed as newly failing too.
-            let before = base.results.get(&row.key);
-            if before.is_none() && baseline.is_some() && !ran.is_empty() {
+            let before = base.results.contains_key(&row.key);
+            if !before && baseline.is_some() && !ran.is_empty() {
                 diff.added.push(format!("{name} ({})", ran.join(", ")));
             }
             for cell in &row.cells {
                 let level = cell.level;
-                let was = before.and_then(|cells| Some(cells.get(level)?.passed));
-                let compared = before.is_some()
-                    && base.levels.contains_key(level)
-                    && reported.contains(&level);
+                let was = base.result(&row.key, level).map(|past| past.passed);
+                let compared = before && had(level) && reports(level);
                 match (&cell.outcome, was) {
                     (Outcome::Failed { .. }, Some(false)) => diff.still_failing += 1,
                     (Outcome::Failed { step, message, .. }, _) => {
@@ -94,20 +91,16 @@ impl<'a> Diff<'a> {
         }
 
         if baseline.is_some() {
-            let gone = base
-                .levels
-                .keys()
-                .filter(|level| !reported.contains(&level.as_str()));
-            diff.coverage.extend(gone.map(|level| {
+            for level in base.levels.keys().filter(|level| !reports(level)) {
                 let level = md(level);
-                format!("the {level} level has no report in this run (main had one)")
-            }));
-            let new = reported
-                .iter()
-                .filter(|level| !base.levels.contains_key(**level));
-            diff.coverage.extend(new.map(|level| {
-                format!("the {level} level reported in this run; main had no report of it")
-            }));
+                let gone = format!("the {level} level has no report in this run (main had one)");
+                diff.coverage.push(gone);
+            }
+            for level in reported.iter().filter(|level| !had(level)) {
+                let new =
+                    format!("the {level} level reported in this run; main had no report of it");
+                diff.coverage.push(new);
+            }
         }
         diff
     }
@@ -120,17 +113,13 @@ impl<'a> Diff<'a> {
 
     /// A level's passed or failed total now, with the change from the baseline:
     /// `3 (+2)`, `1 (−1)`, or `3` alone.
-    pub fn with_change(&self, summary: &LevelSummary, passed: bool) -> String {
-        let level = summary.run.level;
-        let now = if passed {
-            summary.passed
-        } else {
-            summary.failed
-        };
-        let Some(base) = self.base.filter(|base| base.levels.contains_key(level)) else {
+    pub fn with_change(&self, level: &LevelSummary, passed: bool) -> String {
+        let now = if passed { level.passed } else { level.failed };
+        let name = level.run.level;
+        let Some(base) = self.base.filter(|base| base.levels.contains_key(name)) else {
             return now.to_string();
         };
-        let cells = base.results.values().filter_map(|cells| cells.get(level));
+        let cells = base.results.values().filter_map(|cells| cells.get(name));
         let then = cells.filter(|past| past.passed == passed).count();
         match now.cmp(&then) {
             Ordering::Greater => format!("{now} (+{})", now - then),

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fs, io, path::Path};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use super::model::Book;
+use super::{model::Book, report::LevelRun};
 
 /// Runs kept in the file; older ones are dropped.
 pub const MAX_RUNS: usize = 50;
@@ -66,10 +66,10 @@ impl History {
         if run.levels.is_empty() {
             return;
         }
-        for cells in run.results.values_mut() {
+        run.results.retain(|_, cells| {
             cells.retain(|level, _| run.levels.contains_key(level));
-        }
-        run.results.retain(|_, cells| !cells.is_empty());
+            !cells.is_empty()
+        });
         self.runs.push(run);
         let excess = self.runs.len().saturating_sub(MAX_RUNS);
         self.runs.drain(..excess);
@@ -83,16 +83,20 @@ impl History {
                 let past: Vec<(&Run, Past)> = self
                     .runs
                     .iter()
-                    .filter_map(|run| Some((run, *run.results.get(&row.key)?.get(cell.level)?)))
+                    .filter_map(|run| Some((run, run.result(&row.key, cell.level)?)))
                     .collect();
                 cell.recent = past[past.len().saturating_sub(WINDOW)..].to_vec();
-                let results: Vec<(&str, bool)> = past
-                    .iter()
-                    .map(|(run, past)| (run.commit.as_str(), past.passed))
-                    .collect();
-                cell.flaky = flaky(&results);
+                let results = past.iter().map(|(run, past)| (&*run.commit, past.passed));
+                cell.flaky = flaky(&results.collect::<Vec<_>>());
             }
         }
+    }
+}
+
+impl Run {
+    /// The result of the scenario (or example row) `key` at `level`, if it ran.
+    pub fn result(&self, key: &str, level: &str) -> Option<Past> {
+        self.results.get(key)?.get(level).copied()
     }
 }
 
@@ -109,25 +113,14 @@ pub fn flaky(results: &[(&str, bool)]) -> Option<String> {
         return Some(format!("passed and failed on commit {commit}"));
     }
     let recent = &results[results.len().saturating_sub(WINDOW)..];
-    let changes = recent
-        .windows(2)
-        .filter(|pair| pair[0].1 != pair[1].1)
-        .count();
-    (changes >= 2).then(|| {
-        format!(
-            "changed result {changes} times in the last {} runs",
-            recent.len()
-        )
-    })
+    let changes = recent.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    let runs = recent.len();
+    (changes >= 2).then(|| format!("changed result {changes} times in the last {runs} runs"))
 }
 
 /// This run's record: every scenario's result at each level that reported.
 pub fn record(book: &Book, commit: &str, time: jiff::Timestamp) -> Run {
-    let reported = book.levels.iter().map(|level| level.run);
-    let levels = reported
-        .filter(|run| run.report.is_ok())
-        .map(|run| (run.level.to_owned(), run.fingerprint()))
-        .collect();
+    let fingerprint = |run: &LevelRun| (run.level.to_owned(), run.fingerprint());
     let mut results: BTreeMap<String, BTreeMap<String, Past>> = BTreeMap::new();
     for row in &book.rows {
         for cell in &row.cells {
@@ -141,7 +134,7 @@ pub fn record(book: &Book, commit: &str, time: jiff::Timestamp) -> Run {
     Run {
         commit: commit.to_owned(),
         time,
-        levels,
+        levels: book.reported().map(fingerprint).collect(),
         results,
     }
 }

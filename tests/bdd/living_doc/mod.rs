@@ -33,7 +33,7 @@ mod report;
 mod tests;
 
 use std::{
-    fs,
+    env, fs,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -72,7 +72,7 @@ pub struct Options {
 #[derive(Debug, Template)]
 #[template(path = "page.html", config = "tests/bdd/living_doc/askama.toml")]
 struct Page<'a> {
-    book: &'a Book<'a>,
+    book: Book<'a>,
     /// When the page was rendered.
     now: jiff::Timestamp,
     commit: &'a str,
@@ -89,11 +89,10 @@ pub struct Rendered<T> {
 /// reports in the history; writes `report.html` (and `diff.md` when asked to) in
 /// the report directory.
 pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
+    let dir = &options.report_dir;
     let (specification, unreadable) = read_specification(&options.features)?;
-    let runs: Vec<LevelRun> = LEVELS
-        .iter()
-        .filter_map(|level| LevelRun::read(&options.report_dir, level))
-        .collect();
+    let read = |level: &&'static str| LevelRun::read(dir, level);
+    let runs: Vec<LevelRun> = LEVELS.iter().filter_map(read).collect();
     // A history that cannot be read costs the page its past, not the run its result.
     let load = |path: &Path| {
         History::load(path).unwrap_or_else(|err| {
@@ -103,17 +102,11 @@ pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
     };
     let mut history = load(&options.history);
     let baseline = options.diff_against.as_deref().map(load);
-    let output = build(
-        &specification,
-        unreadable,
-        &runs,
-        &mut history,
-        baseline.as_ref(),
-        &commit(),
-        jiff::Timestamp::now(),
-    )?;
+    let book = Book::new(&specification, unreadable, &runs);
+    let commit = commit();
+    let now = jiff::Timestamp::now();
+    let output = build(book, &mut history, baseline.as_ref(), &commit, now)?;
 
-    let dir = &options.report_dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     history.save(&options.history)?;
     let write = |name: &str, text: String| {
@@ -122,29 +115,23 @@ pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
         anyhow::Ok(path)
     };
     let page = write("report.html", output.page)?;
-    let diff = output.diff.map(|markdown| write("diff.md", markdown));
-    let diff = diff.transpose()?;
+    let diff = output.diff.map(|text| write("diff.md", text)).transpose()?;
     Ok(Rendered { page, diff })
 }
 
-fn build(
-    specification: &[gherkin::Feature],
-    unreadable: Vec<String>,
-    runs: &[LevelRun],
-    history: &mut History,
+/// Records the book's results in the history, marks its cells with their past,
+/// and renders the page and, against `baseline`, the summary.
+fn build<'a>(
+    mut book: Book<'a>,
+    history: &'a mut History,
     baseline: Option<&History>,
-    commit: &str,
+    commit: &'a str,
     now: jiff::Timestamp,
 ) -> Result<Rendered<String>> {
-    let mut book = Book::new(specification, unreadable, runs);
     history.append(history::record(&book, commit, now));
     history.annotate(&mut book);
-    let page = Page {
-        book: &book,
-        now,
-        commit,
-    };
-    let diff = baseline.map(|baseline| Diff::new(&book, baseline.runs.last()).render());
+    let page = Page { book, now, commit };
+    let diff = baseline.map(|baseline| Diff::new(&page.book, baseline.runs.last()).render());
     Ok(Rendered {
         page: page.render()?,
         diff: diff.transpose()?,
@@ -154,11 +141,8 @@ fn build(
 /// `BDD_COMMIT`, else `GITHUB_SHA`, else the work tree's commit (`-dirty` with
 /// uncommitted changes), abbreviated; `unknown` outside a repository.
 fn commit() -> String {
-    let given = std::env::var("BDD_COMMIT")
-        .or_else(|_| std::env::var("GITHUB_SHA"))
-        .ok()
-        .filter(|commit| !commit.is_empty());
-    if let Some(commit) = given {
+    let given = env::var("BDD_COMMIT").or_else(|_| env::var("GITHUB_SHA"));
+    if let Some(commit) = given.ok().filter(|commit| !commit.is_empty()) {
         return commit.chars().take(12).collect();
     }
     Command::new("git")
@@ -180,15 +164,15 @@ fn read_specification(dir: &Path) -> Result<(Vec<gherkin::Feature>, Vec<String>)
     collect_feature_files(dir, &mut paths)
         .with_context(|| format!("reading the features in {}", dir.display()))?;
     paths.sort();
+    let read = |path: &Path| -> Result<gherkin::Feature> {
+        let feature = gherkin::Feature::parse_path(path, GherkinEnv::default())?;
+        feature.clone().expand_examples()?;
+        Ok(feature)
+    };
     let mut features = Vec::new();
     let mut unreadable = Vec::new();
     for path in paths {
-        let feature = gherkin::Feature::parse_path(&path, GherkinEnv::default());
-        let expanded = feature.map_err(|err| err.to_string()).and_then(|feature| {
-            let expanded = feature.clone().expand_examples();
-            expanded.map(|_| feature).map_err(|err| err.to_string())
-        });
-        match expanded {
+        match read(&path) {
             Ok(feature) => features.push(feature),
             Err(err) => unreadable.push(format!("{}: {err}", path.display())),
         }

@@ -3,7 +3,7 @@
 //! The page walks the parsed features and looks each scenario's results up here;
 //! the results borrow the feature files, the reports and the history.
 
-use std::{collections::BTreeSet, ptr};
+use std::{collections::BTreeSet, iter, ptr};
 
 use cucumber::gherkin;
 
@@ -106,14 +106,6 @@ fn status<'a, 'b: 'a>(cells: impl Iterator<Item = &'a Cell<'b>>) -> &'static str
     }
 }
 
-/// Results a level reported for scenarios the feature files do not have.
-#[derive(Debug, Clone)]
-pub struct Stray {
-    pub level: &'static str,
-    pub name: String,
-    pub outcome: Outcome,
-}
-
 /// Totals of one level over the specification.
 #[derive(Debug, Clone)]
 pub struct LevelSummary<'a> {
@@ -132,7 +124,9 @@ pub struct Book<'a> {
     pub levels: Vec<LevelSummary<'a>>,
     /// Every plain scenario and example row, in the order of the feature files.
     pub rows: Vec<Row<'a>>,
-    pub strays: Vec<Stray>,
+    /// Results a level reported for scenarios the feature files do not have:
+    /// the level, the scenario's name and where it is, and its outcome.
+    pub strays: Vec<(&'static str, String, Outcome)>,
     pub unreadable: Vec<String>,
 }
 
@@ -142,19 +136,32 @@ impl<'a> Book<'a> {
         unreadable: Vec<String>,
         runs: &'a [LevelRun],
     ) -> Self {
-        let rows: Vec<Row> = scenarios(features)
-            .flat_map(|(feature, rule, scenario)| rows(feature, rule, scenario, runs))
-            .collect();
-        let levels = runs.iter().enumerate();
-        let levels = levels.map(|(index, run)| summarize(&rows, run, index));
-        let strays = runs.iter().flat_map(|run| run.strays(features, &rows));
+        let rows: Vec<Row> = scenarios(features).flat_map(|p| rows(p, runs)).collect();
+        let levels = runs.iter().enumerate().map(|(index, run)| {
+            let cells = rows.iter().map(|row| &row.cells[index]);
+            let results: Vec<Option<bool>> = cells.clone().map(|c| c.outcome.passed()).collect();
+            let count = |result| results.iter().filter(|&&of| of == result).count();
+            LevelSummary {
+                run,
+                passed: count(Some(true)),
+                failed: count(Some(false)),
+                not_run: count(None),
+                nanos: cells.filter_map(|cell| cell.nanos).sum(),
+            }
+        });
         Self {
             features,
             levels: levels.collect(),
-            strays: strays.collect(),
+            strays: runs.iter().flat_map(|run| run.strays(&rows)).collect(),
             rows,
             unreadable,
         }
+    }
+
+    /// The runs of the levels whose report could be read.
+    pub fn reported(&self) -> impl Iterator<Item = &'a LevelRun> {
+        let runs = self.levels.iter().map(|level| level.run);
+        runs.filter(|run| run.report.is_ok())
     }
 
     /// Every scenario with the feature and the rule it is written in.
@@ -164,9 +171,8 @@ impl<'a> Book<'a> {
 
     /// The scenario's rows: a plain scenario's one, or an outline's examples.
     pub fn rows_of(&self, scenario: &gherkin::Scenario) -> impl Iterator<Item = &Row<'a>> {
-        self.rows
-            .iter()
-            .filter(move |row| ptr::eq(row.scenario, scenario))
+        let own = move |row: &&Row| ptr::eq(row.scenario, scenario);
+        self.rows.iter().filter(own)
     }
 
     /// A plain scenario's one row; none for an outline.
@@ -198,20 +204,18 @@ impl<'a> Book<'a> {
     }
 
     pub fn flaky_count(&self) -> usize {
-        let flaky = |(_, _, scenario): &Place| self.flaky(scenario);
-        self.scenarios().filter(flaky).count()
+        self.scenarios().filter(|(_, _, s)| self.flaky(s)).count()
     }
 
     /// An outline's levels that left rows out, each with why, once.
     pub fn not_run_notes(&self, scenario: &gherkin::Scenario) -> BTreeSet<String> {
         let examples = self.rows_of(scenario).filter(|row| row.examples.is_some());
         let cells = examples.flat_map(|row| &row.cells);
-        cells
-            .filter_map(|cell| match &cell.outcome {
-                Outcome::NotRun { reason } => Some(format!("{}: {reason}", cell.level)),
-                _ => None,
-            })
-            .collect()
+        let note = |cell: &Cell| match &cell.outcome {
+            Outcome::NotRun { reason } => Some(format!("{}: {reason}", cell.level)),
+            _ => None,
+        };
+        cells.filter_map(note).collect()
     }
 
     /// The levels whose result of `scenario` failed at `step` (a background's
@@ -221,15 +225,11 @@ impl<'a> Book<'a> {
         scenario: Option<&gherkin::Scenario>,
         step: &gherkin::Step,
     ) -> Vec<&'static str> {
-        let cells = scenario.into_iter().flat_map(|s| self.cells_of(s));
         let mut failed_at = Vec::new();
-        for cell in cells {
-            if let Outcome::Failed {
-                line: Some(line), ..
-            } = cell.outcome
-                && line == step.position.line
-                && !failed_at.contains(&cell.level)
-            {
+        for cell in scenario.into_iter().flat_map(|s| self.cells_of(s)) {
+            let here = Some(step.position.line);
+            let failed = matches!(cell.outcome, Outcome::Failed { line, .. } if line == here);
+            if failed && !failed_at.contains(&cell.level) {
                 failed_at.push(cell.level);
             }
         }
@@ -237,27 +237,7 @@ impl<'a> Book<'a> {
     }
 
     pub fn tags(&self) -> BTreeSet<&'a String> {
-        let tags = self.scenarios().flat_map(|place| all_tags(&place));
-        tags.collect()
-    }
-}
-
-/// The totals of `run`, the level whose results are the `index`th of each row's.
-fn summarize<'a>(rows: &[Row], run: &'a LevelRun, index: usize) -> LevelSummary<'a> {
-    let cells = rows.iter().filter_map(|row| row.cells.get(index));
-    let cells: Vec<&Cell> = cells.collect();
-    let count = |passed| {
-        cells
-            .iter()
-            .filter(|c| c.outcome.passed() == passed)
-            .count()
-    };
-    LevelSummary {
-        run,
-        passed: count(Some(true)),
-        failed: count(Some(false)),
-        not_run: count(None),
-        nanos: cells.iter().map(|cell| cell.nanos.unwrap_or(0)).sum(),
+        self.scenarios().flat_map(|p| all_tags(&p)).collect()
     }
 }
 
@@ -271,14 +251,9 @@ pub type Place<'a> = (
 /// Every scenario of the feature files: of each feature, those outside any rule first.
 fn scenarios(features: &[gherkin::Feature]) -> impl Iterator<Item = Place<'_>> {
     features.iter().flat_map(|feature| {
-        let loose = feature.scenarios.iter().map(|scenario| (None, scenario));
-        let ruled = feature.rules.iter().flat_map(|rule| {
-            let scenarios = rule.scenarios.iter();
-            scenarios.map(move |scenario| (Some(rule), scenario))
-        });
-        loose
-            .chain(ruled)
-            .map(move |(rule, scenario)| (feature, rule, scenario))
+        let ruled = feature.rules.iter().map(|r| (Some(r), &r.scenarios));
+        let groups = iter::once((None, &feature.scenarios)).chain(ruled);
+        groups.flat_map(move |(rule, scenarios)| scenarios.iter().map(move |s| (feature, rule, s)))
     })
 }
 
@@ -320,99 +295,75 @@ pub fn slug(text: &str) -> String {
 /// The text's paragraphs, each on one line: blank lines part them.
 pub fn paragraphs(text: Option<&str>) -> Vec<String> {
     let lines: Vec<&str> = text.unwrap_or_default().lines().map(str::trim).collect();
-    let paragraphs = lines
-        .split(|line| line.is_empty())
-        .filter(|lines| !lines.is_empty());
+    let paragraphs = lines.split(|l| l.is_empty()).filter(|p| !p.is_empty());
     paragraphs.map(|lines| lines.join(" ")).collect()
 }
 
-/// A step's text, its outline's `<placeholders>` apart so the page can mark them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part<'a> {
-    pub placeholder: bool,
-    pub text: &'a str,
-}
-
-/// The step's text in parts; `scenario`'s examples name the placeholders.
-pub fn parts<'a>(step: &'a gherkin::Step, scenario: Option<&gherkin::Scenario>) -> Vec<Part<'a>> {
+/// The step's text in parts, each marked whether it is one of its outline's
+/// `<placeholders>` (named by `scenario`'s examples), so the page can mark them.
+pub fn parts<'a>(
+    step: &'a gherkin::Step,
+    scenario: Option<&gherkin::Scenario>,
+) -> Vec<(bool, &'a str)> {
     let examples = scenario.into_iter().flat_map(|scenario| &scenario.examples);
-    let placeholders: Vec<String> = examples
-        .filter_map(header)
-        .flatten()
-        .map(|name| format!("<{name}>"))
-        .collect();
+    let names = examples.filter_map(header).flatten();
+    let placeholders: Vec<String> = names.map(|name| format!("<{name}>")).collect();
     let mut rest = step.value.as_str();
     let mut parts = Vec::new();
     while !rest.is_empty() {
-        let found = placeholders
-            .iter()
-            .filter_map(|name| Some((rest.find(name.as_str())?, name)));
+        let found = placeholders.iter().filter_map(|p| Some((rest.find(p)?, p)));
         let (text, placeholder) = match found.min() {
             Some((0, name)) => (&rest[..name.len()], true),
             Some((at, _)) => (&rest[..at], false),
             None => (rest, false),
         };
         rest = &rest[text.len()..];
-        parts.push(Part { placeholder, text });
+        parts.push((placeholder, text));
     }
     parts
 }
 
 /// A plain scenario's one row, or an outline's example rows, with the result of
-/// each level in `runs`. `rule` is the one it is written under, whose background
-/// runs before it after the feature's.
-fn rows<'a>(
-    feature: &'a gherkin::Feature,
-    rule: Option<&'a gherkin::Rule>,
-    scenario: &'a gherkin::Scenario,
-    runs: &'a [LevelRun],
-) -> Vec<Row<'a>> {
-    let background: Vec<&gherkin::Step> = feature
-        .background
-        .iter()
-        .chain(rule.and_then(|rule| rule.background.as_ref()))
-        .flat_map(|background| &background.steps)
-        .collect();
-    let key = format!("{}: {}", feature.name, scenario.name);
-    let row = |examples, key, label, values, line| Row {
-        feature,
-        scenario,
-        examples,
-        key,
-        label,
-        line,
-        values,
-        cells: runs
-            .iter()
-            .map(|run| {
-                let (outcome, nanos) = run.outcome(feature, line, &background, scenario);
-                Cell {
-                    level: run.level,
-                    outcome,
-                    nanos,
-                    recent: Vec::new(),
-                    flaky: None,
-                }
-            })
-            .collect(),
-    };
-    if scenario.examples.is_empty() {
-        return vec![row(None, key, String::new(), &[], scenario.position.line)];
-    }
-    let examples = scenario.examples.iter().filter_map(|examples| {
-        let (header, values) = examples.table.as_ref()?.rows.split_first()?;
-        let rows = values.iter().enumerate().map(|(index, values)| {
-            let named = header.iter().zip(values);
-            let named: Vec<String> = named
-                .map(|(name, value)| format!("{name}: {value}"))
-                .collect();
-            let label = named.join(", ");
-            // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
-            let line = examples.position.line + 2 + index;
-            let key = format!("{key} ({label})");
-            row(Some(examples), key, label, values, line)
-        });
-        Some(rows.collect::<Vec<_>>())
+/// each level in `runs`.
+fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
+    let (feature, _, scenario) = place;
+    let plain = scenario.examples.is_empty();
+    let plain = plain.then_some((None, &[][..], scenario.position.line));
+    let examples = scenario.examples.iter().flat_map(|examples| {
+        let table = examples.table.iter().flat_map(|table| &table.rows);
+        // Where cucumber places an expanded example: two lines below `Examples:`, one per row.
+        let rows = table.skip(1).zip(examples.position.line + 2..);
+        rows.map(move |(values, line)| (Some(examples), &values[..], line))
     });
-    examples.flatten().collect()
+    let rows = plain.into_iter().chain(examples);
+    rows.map(|(examples, values, line)| {
+        let header = examples.and_then(header).into_iter().flatten();
+        let named = header.zip(values).map(|(n, v)| format!("{n}: {v}"));
+        let label = named.collect::<Vec<_>>().join(", ");
+        let mut key = format!("{}: {}", feature.name, scenario.name);
+        if examples.is_some() {
+            key = format!("{key} ({label})");
+        }
+        let cells = runs.iter().map(|run| {
+            let (outcome, nanos) = run.outcome(place, line);
+            Cell {
+                level: run.level,
+                outcome,
+                nanos,
+                recent: Vec::new(),
+                flaky: None,
+            }
+        });
+        Row {
+            feature,
+            scenario,
+            examples,
+            key,
+            label,
+            line,
+            values,
+            cells: cells.collect(),
+        }
+    })
+    .collect()
 }

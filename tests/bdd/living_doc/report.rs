@@ -2,12 +2,12 @@
 //! scenarios the level could not run with why (`not_run.json`, written by the
 //! runner), and what it says of each scenario of the feature files.
 
-use std::{fs, io, path::Path, ptr};
+use std::{fs, io, path::Path};
 
 use cucumber::gherkin;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Outcome, Row, Stray};
+use super::model::{Outcome, Place, Row};
 
 /// A feature as Cucumber JSON has it: only what the page needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,8 +46,8 @@ pub enum ElementKind {
 pub struct Step {
     #[serde(default)]
     pub keyword: String,
-    #[serde(default)]
-    pub line: usize,
+    /// None for a hook.
+    pub line: Option<usize>,
     #[serde(default)]
     pub name: String,
     pub result: RunResult,
@@ -105,19 +105,16 @@ impl LevelRun {
     /// `<dir>/<level>/cucumber.json` and `not_run.json`; `None` when the level has no report.
     pub fn read(dir: &Path, level: &'static str) -> Option<Self> {
         let path = dir.join(level).join("cucumber.json");
+        let modified = fs::metadata(&path).and_then(|meta| meta.modified());
+        let written = modified.ok().and_then(|time| time.try_into().ok());
         let (report, written) = match fs::read_to_string(&path) {
-            Ok(text) => {
-                let modified = fs::metadata(&path).and_then(|meta| meta.modified());
-                let written = modified.ok().and_then(|time| time.try_into().ok());
-                (parse(&text), written)
-            }
+            Ok(text) => (parse(&text), written),
             Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
             Err(err) => (Err(format!("cannot read {}: {err}", path.display())), None),
         };
-        let not_run = fs::read_to_string(dir.join(level).join("not_run.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
+        // None yet, or none readable, is no scenario left out.
+        let not_run = fs::read_to_string(dir.join(level).join("not_run.json"));
+        let not_run = serde_json::from_str(&not_run.unwrap_or_default()).unwrap_or_default();
         Some(Self {
             level,
             written,
@@ -131,9 +128,8 @@ impl LevelRun {
         let Ok(features) = &self.report else { return 0 };
         let elements = features.iter().flat_map(|feature| &feature.elements);
         let steps = elements.flat_map(|e| e.before.iter().chain(&e.steps).chain(&e.after));
-        steps
-            .map(|step| step.result.duration)
-            .fold(0, u64::wrapping_add)
+        let durations = steps.map(|step| step.result.duration);
+        durations.fold(0, u64::wrapping_add)
     }
 }
 
@@ -147,29 +143,21 @@ pub fn parse(text: &str) -> Result<Vec<Feature>, String> {
 
 // What a level's report says about the specification's scenarios.
 impl LevelRun {
-    /// The result (and duration) of the scenario, or outline example, on `line`
-    /// of `feature`; `background` holds the steps run before it.
-    pub fn outcome(
-        &self,
-        feature: &gherkin::Feature,
-        line: usize,
-        background: &[&gherkin::Step],
-        scenario: &gherkin::Scenario,
-    ) -> (Outcome, Option<u64>) {
+    /// The result (and duration) of the scenario at `place`, or of its outline
+    /// example, on `line`.
+    pub fn outcome(&self, (feature, rule, scenario): Place, line: usize) -> (Outcome, Option<u64>) {
         let Ok(report) = &self.report else {
             return (Outcome::Unknown, None);
         };
-        let (backgrounds, scenarios): (Vec<&Element>, Vec<&Element>) = report
-            .iter()
-            .filter(|reported| reported.name == feature.name)
+        let reported = report.iter().filter(|f| f.name == feature.name);
+        let (backgrounds, scenarios): (Vec<&Element>, Vec<&Element>) = reported
             .flat_map(|reported| &reported.elements)
             .filter(|element| element.line == line)
             .partition(|element| element.kind == ElementKind::Background);
         if backgrounds.is_empty() && scenarios.is_empty() {
             let mut not_run = self.not_run.iter();
             let entry = not_run.find(|entry| entry.feature == feature.name && entry.line == line);
-            let reason = entry.map_or("not in this run", |entry| &entry.reason);
-            let reason = reason.to_owned();
+            let reason = entry.map_or("not in this run", |e| &e.reason).to_owned();
             return (Outcome::NotRun { reason }, None);
         }
         let background_steps: Vec<&Step> = backgrounds.iter().flat_map(|e| &e.steps).collect();
@@ -178,30 +166,33 @@ impl LevelRun {
         // In the order they ran: hooks before, the background, the scenario, hooks after.
         let hooks = |name: &'static str, hooks: fn(&Element) -> &Vec<Step>| {
             let hooks = scenarios.iter().flat_map(move |element| hooks(element));
-            hooks.map(move |hook| (name.to_owned(), None, hook))
+            hooks.map(move |hook| (name.to_owned(), hook))
         };
         let steps = background_steps.iter().chain(&scenario_steps);
-        let ran: Vec<(String, Option<usize>, &Step)> =
-            hooks("the set-up before the scenario", |e| &e.before)
-                .chain(steps.map(|step| (step.text(), Some(step.line), *step)))
-                .chain(hooks("the clean-up after the scenario", |e| &e.after))
-                .collect();
-        let nanos = Some(ran.iter().map(|(_, _, ran)| ran.result.duration).sum());
+        let ran: Vec<(String, &Step)> = hooks("the set-up before the scenario", |e| &e.before)
+            .chain(steps.map(|step| (step.text(), *step)))
+            .chain(hooks("the clean-up after the scenario", |e| &e.after))
+            .collect();
+        let nanos = Some(ran.iter().map(|(_, ran)| ran.result.duration).sum());
         let mut ran = ran.into_iter();
-        let failed = ran.find(|(_, _, ran)| ran.result.status != Status::Passed);
-        let failed = failed.map(|(step, line, ran)| {
+        let failed = ran.find(|(_, ran)| ran.result.status != Status::Passed);
+        let failed = failed.map(|(step, ran)| {
             // Cucumber JSON's name of the status: the variant's, in lower case.
             let status = format!("{:?}", ran.result.status).to_lowercase();
             let message = ran.result.error_message.clone();
             let message = message.unwrap_or_else(|| format!("the step was {status}"));
             Outcome::Failed {
                 step,
-                line,
+                line: ran.line,
                 message,
             }
         });
 
-        // Every step must have passed: one that never ran is no pass.
+        // Every step must have passed: one that never ran is no pass. The feature's
+        // background runs first, then the rule's.
+        let rule_background = rule.and_then(|rule| rule.background.as_ref());
+        let background = feature.background.iter().chain(rule_background);
+        let background: Vec<&gherkin::Step> = background.flat_map(|b| &b.steps).collect();
         let missing = background.get(background_steps.len()).copied();
         let missing = missing.or(scenario.steps.get(scenario_steps.len()));
         let missing = missing.map(|missing| {
@@ -219,23 +210,17 @@ impl LevelRun {
         (failed.or(missing).unwrap_or(Outcome::Passed), nanos)
     }
 
-    /// Scenarios the level reported that the feature files (their scenarios laid out
-    /// as `rows`) no longer have, or could not be parsed into: listed so that no
-    /// failure goes unseen.
-    pub fn strays(&self, features: &[gherkin::Feature], rows: &[Row]) -> Vec<Stray> {
-        let Ok(report) = &self.report else {
-            return Vec::new();
-        };
-        let strays = report.iter().flat_map(|reported| {
-            let mut features = features.iter();
-            let feature = features.find(|feature| feature.name == reported.name);
-            let own = |row: &&Row| feature.is_some_and(|f| ptr::eq(f, row.feature));
-            let known: Vec<usize> = rows.iter().filter(own).map(|row| row.line).collect();
-            let elements = reported.elements.iter();
-            let strays = elements.filter(move |element| {
-                element.kind == ElementKind::Scenario && !known.contains(&element.line)
-            });
-            strays.map(|element| {
+    /// Scenarios the level reported that no row of the feature files has (no
+    /// longer, or not parsed): listed so that no failure goes unseen.
+    pub fn strays(&self, rows: &[Row]) -> Vec<(&'static str, String, Outcome)> {
+        let mut strays = Vec::new();
+        for reported in self.report.iter().flatten() {
+            for element in &reported.elements {
+                let here = (&reported.name, element.line);
+                let known = |row: &Row| (&row.feature.name, row.line) == here;
+                if element.kind == ElementKind::Background || rows.iter().any(known) {
+                    continue;
+                }
                 let steps = element.steps.iter().map(|step| (step.text(), &step.result));
                 let hooks = element.before.iter().chain(&element.after);
                 let outcome = steps
@@ -248,13 +233,10 @@ impl LevelRun {
                     });
                 let uri = reported.uri.as_deref().unwrap_or_default();
                 let (feature, name, line) = (&reported.name, &element.name, element.line);
-                Stray {
-                    level: self.level,
-                    name: format!("{feature}: {name} ({uri}, line {line})"),
-                    outcome,
-                }
-            })
-        });
-        strays.collect()
+                let name = format!("{feature}: {name} ({uri}, line {line})");
+                strays.push((self.level, name, outcome));
+            }
+        }
+        strays
     }
 }

@@ -136,7 +136,7 @@ fn unit_run() -> LevelRun {
 /// The page of `book` as rendered at `commit`.
 fn page_html(book: &Book, commit: &str) -> String {
     Page {
-        book,
+        book: book.clone(),
         now: at(0),
         commit,
     }
@@ -189,10 +189,7 @@ fn an_outline_is_shown_once_with_its_examples_and_a_result_per_row_and_level() {
     );
     let outline = scenarios[1];
     assert!(book.plain(outline).is_none());
-    let first: Vec<(bool, &str)> = model::parts(&outline.steps[0], Some(outline))
-        .into_iter()
-        .map(|part| (part.placeholder, part.text))
-        .collect();
+    let first = model::parts(&outline.steps[0], Some(outline));
     assert_eq!(
         first,
         [(true, "<visits>"), (false, " visitors open the page")],
@@ -588,10 +585,9 @@ fn the_page_matches_the_golden_page() {
         unit_run(),
         level_run("integration", &unit_report(), Vec::new()),
     ];
+    let unreadable = vec!["features/broken.feature: Failed to parse".to_owned()];
     let output = build(
-        &SPECIFICATION,
-        vec!["features/broken.feature: Failed to parse".to_owned()],
-        &runs,
+        Book::new(&SPECIFICATION, unreadable, &runs),
         &mut history,
         None,
         "fedcba987654",
