@@ -11,4 +11,8 @@ RUN set -eux; \
     test -n "${CARGO_CHEF_VERSION}"; \
     cargo install cargo-chef --locked --debug --version "${CARGO_CHEF_VERSION}"; \
     rm -rf "${CARGO_HOME}/registry"; \
-    cargo chef --version | grep -qF "${CARGO_CHEF_VERSION}"
+    version="$(cargo chef --version)"; \
+    case "${version}" in \
+        *" ${CARGO_CHEF_VERSION}") ;; \
+        *) echo "cargo chef --version says '${version}', expected ${CARGO_CHEF_VERSION}" >&2; exit 1 ;; \
+    esac
