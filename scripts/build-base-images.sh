@@ -223,6 +223,15 @@ present_or_pulled() {
     return 1
 }
 
+# An image needed only as another's base: one that exists is reused even with
+# --force; a missing one is pulled or built with the function BUILD.
+ensure_base() {
+    local image="$1" build="$2" force="$FORCE"
+    FORCE=0
+    if ! present_or_pulled "$image"; then "$build"; fi
+    FORCE="$force"
+}
+
 # ---- docker build networking ----------------------------------------------------
 # Decision: rust/redis are built with `docker build` (layers shared with the
 # debian base, Dockerfiles readable/reusable) rather than chroot+import. That
@@ -548,12 +557,7 @@ EOF
 
 # ---- lukemathwalker/cargo-chef:<version>-rust-<rust tag> ------------------------------
 build_cargo_chef() {
-    # The rust image is only needed as a base: an existing one is used even with --force.
-    if ! image_exists "$RUST_IMAGE"; then
-        local force="$FORCE"; FORCE=0
-        if ! present_or_pulled "$RUST_IMAGE"; then build_rust; fi
-        FORCE="$force"
-    fi
+    ensure_base "$RUST_IMAGE" build_rust
     build_from_helper cargo-chef "$CARGO_CHEF_IMAGE" cargo-chef.Dockerfile --from "$RUST_IMAGE" \
         "CARGO_CHEF_VERSION=$CARGO_CHEF_VERSION"
     local id; id="$(cat "$WORK/cargo-chef.iid")"
@@ -653,10 +657,7 @@ if [ "$need_debian" -eq 1 ]; then
     if wanted debian; then
         if ! present_or_pulled "$DEBIAN_IMAGE"; then build_debian; fi
     else
-        # only needed as a base: reuse it even with --force
-        FORCE_SAVED=$FORCE; FORCE=0
-        if ! present_or_pulled "$DEBIAN_IMAGE"; then build_debian; fi
-        FORCE=$FORCE_SAVED
+        ensure_base "$DEBIAN_IMAGE" build_debian
     fi
 fi
 # NB: `if ! check; then build; fi`, not `check || build`: bash ignores set -e
