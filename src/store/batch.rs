@@ -1,10 +1,14 @@
-//! Visits that arrive while a count is being saved share the next command.
+//! Visits that arrive while counts are being saved share the next command.
 //!
-//! One command is in flight at a time. A visitor joins the queue; if no command is in
-//! flight, a sender task starts at once with everyone queued (a lone visitor waits for
-//! nothing). Whoever arrives while that command is out forms the next batch, sent as
-//! soon as the answer is in: `k` visitors cost one `INCRBY k`, and the total `v` it
-//! returns gives them the counts `v-k+1 ..= v` in the order they joined.
+//! Up to [`IN_FLIGHT`] commands are out at a time. A visitor joins the queue; if fewer
+//! are out, a sender task starts at once with everyone queued (a lone visitor waits for
+//! nothing). Whoever arrives while every sender's command is out forms the next batch,
+//! sent by the first sender whose answer is in: `k` visitors cost one `INCRBY k`, and
+//! the total `v` it returns gives them the counts `v-k+1 ..= v` in the order they joined.
+//! The store applies commands in the order they are sent, so a batch sent later is
+//! told higher counts. On the service's one thread a sender sends its batch as soon
+//! as it takes it, unless the connection is being opened: then two batches waiting
+//! on it may go out in either order, each still gap-free and in its own order.
 
 use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -16,6 +20,12 @@ use tokio::sync::oneshot;
 use super::{Store, StoreError};
 
 type Waiter = oneshot::Sender<Result<i64, StoreError>>;
+
+/// Commands out at once. With one, the visitors who arrive while it is out wait a
+/// whole round trip before theirs is sent, and the service idles meanwhile; a second
+/// sends them at once. Measured with scripts/bench.sh at c=64: two served 9% more
+/// visits than one, four 2% fewer than two (README, "Performance").
+const IN_FLIGHT: usize = 2;
 
 /// Counts visits through any [`Store`], one command for all who arrive together.
 #[derive(Clone)]
@@ -34,8 +44,9 @@ struct Shared {
 struct Queue {
     /// Visitors whose count has not been sent yet, in the order they arrived.
     waiting: Vec<Waiter>,
-    /// Whether a sender task is running; it takes whoever waits when its command is done.
-    sending: bool,
+    /// Sender tasks running, at most [`IN_FLIGHT`]; each takes whoever waits when its
+    /// command is done.
+    senders: usize,
 }
 
 impl BatchedCounter {
@@ -62,7 +73,9 @@ impl BatchedCounter {
         let start = {
             let mut queue = lock(&self.shared.queue);
             queue.waiting.push(waiter);
-            !std::mem::replace(&mut queue.sending, true)
+            let start = queue.senders < IN_FLIGHT;
+            queue.senders += usize::from(start);
+            start
         };
         if start {
             // Its own task: a visitor who hangs up must not take the others' command with it.
@@ -85,7 +98,7 @@ async fn send_batches(shared: Arc<Shared>) {
             // Visitors who left before their count was sent are not counted.
             queue.waiting.retain(|waiter| !waiter.is_closed());
             if queue.waiting.is_empty() {
-                queue.sending = false;
+                queue.senders -= 1;
                 sender.running = false;
                 return;
             }
@@ -114,9 +127,9 @@ async fn send_batches(shared: Arc<Shared>) {
     }
 }
 
-/// The running sender task. Should it end before the queue is empty (a panicking
-/// store, a runtime shutting down), everyone waiting is told the count was abandoned
-/// and the next visitor starts a new sender.
+/// A running sender task. Should it end before the queue is empty (a panicking store,
+/// a runtime shutting down), its batch is told the count was abandoned and the next
+/// visitor starts a new sender; if it was the last sender, everyone waiting is told too.
 struct Sender<'a> {
     shared: &'a Shared,
     /// The visitors whose command is in flight.
@@ -128,8 +141,10 @@ impl Drop for Sender<'_> {
     fn drop(&mut self) {
         if self.running {
             let mut queue = lock(&self.shared.queue);
-            queue.waiting.clear();
-            queue.sending = false;
+            queue.senders -= 1;
+            if queue.senders == 0 {
+                queue.waiting.clear();
+            }
         }
     }
 }
@@ -245,8 +260,9 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
 
-        /// Whatever the arrivals, departures and failures: one command at a time, each
-        /// visitor in at most one command, distinct counts rising in arrival order,
+        /// Whatever the arrivals, departures and failures: at most IN_FLIGHT commands out,
+        /// nobody left unsent while fewer are, each visitor in at most one command,
+        /// distinct counts rising in arrival order,
         /// and the total grows by the counts told plus only what nobody could be told.
         #[test]
         fn batches_count_everyone_once(events in events(), start in 0..1000i64) {
@@ -294,9 +310,18 @@ mod tests {
                 Event::Answer(outcome) => end_next(outcome),
             }
             settle().await;
-            // One command in flight at most, and never idle while someone waits.
+            // At most IN_FLIGHT commands out, and a visitor waits unsent only while
+            // that many are: more visitors wait than the commands out carry.
             let held = store.held.lock().unwrap().len();
-            assert!(held <= 1, "{held} commands in flight");
+            assert!(held <= IN_FLIGHT, "{held} commands in flight");
+            let carried: u64 = store
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, outcome)| outcome.is_none())
+                .map(|(views, _)| views)
+                .sum();
             let waiting = answers
                 .lock()
                 .unwrap()
@@ -305,8 +330,8 @@ mod tests {
                 .filter(|(place, answer)| answer.is_none() && !left.contains(place))
                 .count();
             assert!(
-                waiting == 0 || held == 1,
-                "{waiting} visitors wait and no command is out"
+                waiting as u64 <= carried || held == IN_FLIGHT,
+                "{waiting} visitors wait, {carried} of them in {held} commands out"
             );
         }
 

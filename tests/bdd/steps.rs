@@ -11,7 +11,7 @@ use futures::future::try_join_all;
 use page_tracker::metrics::UNMATCHED_ROUTE;
 
 use crate::{
-    driver::{RawOutcome, SERVED_BY},
+    driver::{RawOutcome, Reply, SERVED_BY},
     metrics::{Sample, sum},
     world::PageTrackerWorld,
 };
@@ -290,17 +290,34 @@ async fn the_visitors_are_told_the_counts(
     first: i64,
     last: i64,
 ) -> Result<()> {
+    told_in_order(&world.replies, first, last)
+}
+
+#[then(expr = "the first {int} visitors are told the counts {int} to {int}, in order")]
+async fn the_first_visitors_are_told_the_counts(
+    world: &mut PageTrackerWorld,
+    visitors: usize,
+    first: i64,
+    last: i64,
+) -> Result<()> {
+    let replies = world.replies.get(..visitors).with_context(|| {
+        format!(
+            "expected at least {visitors} visitors, there were {}",
+            world.replies.len()
+        )
+    })?;
+    told_in_order(replies, first, last)
+}
+
+/// The visits of `replies` were answered 200 with the counts `first..=last`, in order.
+fn told_in_order(replies: &[Reply], first: i64, last: i64) -> Result<()> {
     let expected: Vec<_> = (first..=last).map(count_message).collect();
-    let told: Vec<_> = world
-        .replies
-        .iter()
-        .map(|reply| reply.body.clone())
-        .collect();
+    let told: Vec<_> = replies.iter().map(|reply| reply.body.clone()).collect();
     ensure!(
         told == expected,
         "expected {expected:?}, visitors were told {told:?}"
     );
-    for reply in &world.replies {
+    for reply in replies {
         ensure!(reply.status == 200, "a visit answered {}", reply.status);
     }
     Ok(())
@@ -327,30 +344,21 @@ async fn told_every_count_once(world: &mut PageTrackerWorld, first: i64, last: i
     Ok(())
 }
 
-#[then(expr = "the first visitor is told {string}")]
-async fn the_first_visitor_is_told(world: &mut PageTrackerWorld, message: String) -> Result<()> {
-    let first = world.replies.first().context("nobody visited")?;
-    ensure!(
-        first.status == 200 && first.body == message,
-        "the first visitor got {} {:?}",
-        first.status,
-        first.body
-    );
-    Ok(())
-}
-
 #[then(expr = "the other {int} visitors are given the apology {string}")]
 async fn the_others_are_given_the_apology(
     world: &mut PageTrackerWorld,
     others: usize,
     apology: String,
 ) -> Result<()> {
-    let rest = world.replies.get(1..).unwrap_or_default();
-    ensure!(
-        rest.len() == others,
-        "expected {others} other visitors, there were {}",
-        rest.len()
-    );
+    // The last `others`, after at least one visitor before them.
+    let before = world.replies.len().checked_sub(others).filter(|&n| n > 0);
+    let before = before.with_context(|| {
+        format!(
+            "expected more than {others} visitors, there were {}",
+            world.replies.len()
+        )
+    })?;
+    let rest = &world.replies[before..];
     for reply in rest {
         ensure!(
             reply.status == 500 && reply.body == apology,

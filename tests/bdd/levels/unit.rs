@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::Result;
-use futures::future::{BoxFuture, FutureExt};
+use futures::future::{self, BoxFuture, FutureExt};
 use page_tracker::{
     app::router,
     metrics::{InstrumentedStore, Metrics},
@@ -77,19 +77,26 @@ impl StoreDouble {
         *self.health.lock().unwrap_or_else(PoisonError::into_inner) = health;
     }
 
-    async fn answer<T>(
+    /// Like Redis, runs each command when it is sent, in the order they are sent, also
+    /// while stalled (as a long command holds Redis): only the answer waits.
+    fn answer<T: Send + 'static>(
         &self,
         value: impl FnOnce() -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    ) -> BoxFuture<'static, Result<T, StoreError>> {
         match self.health() {
-            Health::Up => value(),
-            Health::Down => Err(StoreError::Unreachable(Box::new(io::Error::from(
+            Health::Up => future::ready(value()).boxed(),
+            Health::Down => future::ready(Err(StoreError::Unreachable(Box::new(io::Error::from(
                 io::ErrorKind::ConnectionRefused,
-            )))),
-            Health::Frozen => std::future::pending().await,
+            )))))
+            .boxed(),
+            Health::Frozen => future::pending().boxed(),
             Health::StalledUntil(until) => {
-                tokio::time::sleep_until(until).await;
-                value()
+                let outcome = value();
+                async move {
+                    tokio::time::sleep_until(until).await;
+                    outcome
+                }
+                .boxed()
             }
         }
     }
@@ -114,11 +121,11 @@ impl StoreDouble {
 impl Store for StoreDouble {
     fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
         self.commands.fetch_add(1, Ordering::SeqCst);
-        self.answer(move || self.add(views)).boxed()
+        self.answer(|| self.add(views))
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.answer(|| Ok(())).boxed()
+        self.answer(|| Ok(()))
     }
 }
 
