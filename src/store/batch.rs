@@ -180,6 +180,8 @@ mod tests {
         TimedOut {
             applied: bool,
         },
+        /// The store fails in a way nobody planned for: its sender task dies.
+        Panics,
     }
 
     #[derive(Debug, Clone, Copy)]
@@ -226,6 +228,7 @@ mod tests {
                         }
                         Err(StoreError::TimedOut(Duration::from_millis(1)))
                     }
+                    Outcome::Panics => panic!("a store failing in a way nobody planned for"),
                 }
             }
             .boxed()
@@ -419,6 +422,54 @@ mod tests {
             .await
             .expect("the next visitor waited for the sender that died");
         assert_eq!(next.unwrap(), 1);
+    }
+
+    /// A sender that dies leaves whoever waits to the other sender; when the last one
+    /// dies, whoever waits is told the count was abandoned rather than waiting for ever.
+    #[tokio::test(start_paused = true)]
+    async fn visitors_waiting_when_a_sender_dies_go_with_the_other_or_are_told() {
+        let store = Arc::new(HeldStore::default());
+        let counter = BatchedCounter::new(store.clone(), Duration::from_secs(3600));
+        let held = &store.held;
+        let end_next = |outcome| async move {
+            let held = held.lock().unwrap().pop_front();
+            let _ = held.expect("a command is out").end.send(outcome);
+            settle().await;
+        };
+        let heard = |visit| async {
+            let visit = tokio::time::timeout(Duration::from_secs(60), visit);
+            visit.await.expect("a visitor was left waiting")
+        };
+
+        // Two commands out, a third visitor waiting; the first sender dies.
+        let first = counter.count_visit();
+        settle().await;
+        let second = counter.count_visit();
+        settle().await;
+        let third = counter.count_visit();
+        end_next(Outcome::Panics).await;
+        assert!(matches!(heard(first).await, Err(StoreError::Abandoned)));
+        end_next(Outcome::Counted).await;
+        assert_eq!(heard(second).await.unwrap(), 1);
+        end_next(Outcome::Counted).await;
+        assert_eq!(heard(third).await.unwrap(), 2);
+
+        // Both senders die with a visitor waiting behind them.
+        let fourth = counter.count_visit();
+        settle().await;
+        let fifth = counter.count_visit();
+        settle().await;
+        let sixth = counter.count_visit();
+        end_next(Outcome::Panics).await;
+        end_next(Outcome::Panics).await;
+        for visit in [fourth, fifth, sixth] {
+            assert!(matches!(heard(visit).await, Err(StoreError::Abandoned)));
+        }
+        // And the counter still counts.
+        let seventh = counter.count_visit();
+        settle().await;
+        end_next(Outcome::Counted).await;
+        assert_eq!(heard(seventh).await.unwrap(), 3);
     }
 
     /// A store that never answers: the batch is apologised to after the deadline, and
