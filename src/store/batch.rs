@@ -440,13 +440,17 @@ mod tests {
             let visit = tokio::time::timeout(Duration::from_secs(60), visit);
             visit.await.expect("a visitor was left waiting")
         };
+        // Two visitors, each sent at once, and a third waiting behind them.
+        let two_out_one_waiting = || async {
+            let first = counter.count_visit();
+            settle().await;
+            let second = counter.count_visit();
+            settle().await;
+            (first, second, counter.count_visit())
+        };
 
-        // Two commands out, a third visitor waiting; the first sender dies.
-        let first = counter.count_visit();
-        settle().await;
-        let second = counter.count_visit();
-        settle().await;
-        let third = counter.count_visit();
+        // The first sender dies.
+        let (first, second, third) = two_out_one_waiting().await;
         end_next(Outcome::Panics).await;
         assert!(matches!(heard(first).await, Err(StoreError::Abandoned)));
         end_next(Outcome::Counted).await;
@@ -454,12 +458,8 @@ mod tests {
         end_next(Outcome::Counted).await;
         assert_eq!(heard(third).await.unwrap(), 2);
 
-        // Both senders die with a visitor waiting behind them.
-        let fourth = counter.count_visit();
-        settle().await;
-        let fifth = counter.count_visit();
-        settle().await;
-        let sixth = counter.count_visit();
+        // Both senders die.
+        let (fourth, fifth, sixth) = two_out_one_waiting().await;
         end_next(Outcome::Panics).await;
         end_next(Outcome::Panics).await;
         for visit in [fourth, fifth, sixth] {

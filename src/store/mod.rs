@@ -25,10 +25,11 @@ pub trait Store: Send + Sync + 'static {
     /// Adds `views` (at least one) in one command and returns the new total.
     ///
     /// Implementations must never retry an increment whose outcome is unknown:
-    /// a retried increment may count the same visits twice. Commands are applied in
-    /// the order their futures are first polled, as Redis applies one connection's:
-    /// the [`BatchedCounter`]'s batches rely on it for their counts to rise in the
-    /// order the visitors came.
+    /// a retried increment may count the same visits twice. Commands should be applied
+    /// in the order their futures are first polled, as Redis applies one connection's
+    /// (those that wait together for a connection may go out in either order): the
+    /// [`BatchedCounter`]'s batches rely on it for their counts to rise in the order
+    /// the visitors came.
     fn add_views(&self, views: u64) -> BoxFuture<'_, Result<i64, StoreError>>;
 
     /// Adds one view and returns the new total.
