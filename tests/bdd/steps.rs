@@ -293,7 +293,7 @@ async fn the_visitors_are_told_the_counts(
     told_in_order(&world.replies, first, last)
 }
 
-#[then(expr = "the first {int} visitors are told the counts {int} to {int}, in order")]
+#[then(expr = "the first {int} visitors are told the counts {int} to {int} between them")]
 async fn the_first_visitors_are_told_the_counts(
     world: &mut PageTrackerWorld,
     visitors: usize,
@@ -306,7 +306,23 @@ async fn the_first_visitors_are_told_the_counts(
             world.replies.len()
         )
     })?;
-    told_in_order(replies, first, last)
+    told_between_them(replies, first, last)
+}
+
+#[then(expr = "the last {int} visitors are told the counts {int} to {int}, in order")]
+async fn the_last_visitors_are_told_the_counts(
+    world: &mut PageTrackerWorld,
+    visitors: usize,
+    first: i64,
+    last: i64,
+) -> Result<()> {
+    let after = world.replies.len().checked_sub(visitors).with_context(|| {
+        format!(
+            "expected at least {visitors} visitors, there were {}",
+            world.replies.len()
+        )
+    })?;
+    told_in_order(&world.replies[after..], first, last)
 }
 
 /// The visits of `replies` were answered 200 with the counts `first..=last`, in order.
@@ -858,8 +874,12 @@ async fn told_the_counts_between_them(
     first: i64,
     last: i64,
 ) -> Result<()> {
-    let mut told: Vec<_> = world
-        .replies
+    told_between_them(&world.replies, first, last)
+}
+
+/// The visits of `replies` were answered 200 with the counts `first..=last`, in any order.
+fn told_between_them(replies: &[Reply], first: i64, last: i64) -> Result<()> {
+    let mut told: Vec<_> = replies
         .iter()
         .map(|reply| (reply.status, reply.body.clone()))
         .collect();
