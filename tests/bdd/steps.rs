@@ -300,13 +300,7 @@ async fn the_first_visitors_are_told_the_counts(
     first: i64,
     last: i64,
 ) -> Result<()> {
-    let replies = world.replies.get(..visitors).with_context(|| {
-        format!(
-            "expected at least {visitors} visitors, there were {}",
-            world.replies.len()
-        )
-    })?;
-    told_between_them(replies, first, last)
+    told_between_them(first_replies(&world.replies, visitors)?, first, last)
 }
 
 #[then(expr = "the last {int} visitors are told the counts {int} to {int}, in order")]
@@ -316,13 +310,24 @@ async fn the_last_visitors_are_told_the_counts(
     first: i64,
     last: i64,
 ) -> Result<()> {
-    let after = world.replies.len().checked_sub(visitors).with_context(|| {
-        format!(
-            "expected at least {visitors} visitors, there were {}",
-            world.replies.len()
-        )
-    })?;
-    told_in_order(&world.replies[after..], first, last)
+    told_in_order(last_replies(&world.replies, visitors)?, first, last)
+}
+
+/// The replies to the first `visitors` visits.
+fn first_replies(replies: &[Reply], visitors: usize) -> Result<&[Reply]> {
+    let count = replies.len();
+    replies
+        .get(..visitors)
+        .with_context(|| format!("expected at least {visitors} visitors, there were {count}"))
+}
+
+/// The replies to the last `visitors` visits.
+fn last_replies(replies: &[Reply], visitors: usize) -> Result<&[Reply]> {
+    let count = replies.len();
+    let after = count
+        .checked_sub(visitors)
+        .with_context(|| format!("expected at least {visitors} visitors, there were {count}"))?;
+    Ok(&replies[after..])
 }
 
 /// The visits of `replies` were answered 200 with the counts `first..=last`, in order.
@@ -367,14 +372,12 @@ async fn the_others_are_given_the_apology(
     apology: String,
 ) -> Result<()> {
     // The last `others`, after at least one visitor before them.
-    let before = world.replies.len().checked_sub(others).filter(|&n| n > 0);
-    let before = before.with_context(|| {
-        format!(
-            "expected more than {others} visitors, there were {}",
-            world.replies.len()
-        )
-    })?;
-    let rest = &world.replies[before..];
+    let rest = last_replies(&world.replies, others)?;
+    ensure!(
+        world.replies.len() > others,
+        "expected more than {others} visitors, there were {}",
+        world.replies.len()
+    );
     for reply in rest {
         ensure!(
             reply.status == 500 && reply.body == apology,
