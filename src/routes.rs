@@ -3,7 +3,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{
-    extract::State,
+    extract::{FromRef, State},
     http::{StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
@@ -53,10 +53,24 @@ impl AppState {
     }
 }
 
-/// `GET /`: counts this view and tells the visitor the total.
-pub async fn page(State(state): State<AppState>) -> Result<Html<String>, AppError> {
-    let views = state.call(state.views.count_visit()).await?;
-    Ok(Html(format!("This page has been seen {views} times.")))
+/// The page takes only the counter from the state: one reference count per visit.
+impl FromRef<AppState> for BatchedCounter {
+    fn from_ref(state: &AppState) -> Self {
+        state.views.clone()
+    }
+}
+
+/// `GET /`: counts this view and tells the visitor the total. The counter itself
+/// bounds the wait by the store deadline, so no timer of the visitor's own is needed.
+pub async fn page(State(counter): State<BatchedCounter>) -> Result<Html<String>, AppError> {
+    let views = counter.count_visit().await?;
+    // One allocation of the right size; `format!` costs the hottest path a few hundred
+    // instructions more (callgrind, README "Performance").
+    let mut digits = itoa::Buffer::new();
+    let views = digits.format(views);
+    Ok(Html(
+        ["This page has been seen ", views, " times."].concat(),
+    ))
 }
 
 /// `GET /health`: the process is up and serving; never touches the store.

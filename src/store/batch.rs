@@ -5,6 +5,8 @@
 //! nothing). Whoever arrives while every sender's command is out forms the next batch,
 //! sent by the first sender whose answer is in: `k` visitors cost one `INCRBY k`, and
 //! the total `v` it returns gives them the counts `v-k+1 ..= v` in the order they joined.
+//! A command's deadline runs from when its batch's first visitor arrived, so no visitor
+//! waits longer than the deadline, however long the batch waited to be sent.
 //! The store applies commands in the order they are sent, so a batch sent later is
 //! told higher counts. On the service's one thread a sender sends its batch as soon
 //! as it takes it, unless the connection is being opened: then two batches waiting
@@ -15,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::oneshot;
+use tokio::{sync::oneshot, time::Instant};
 
 use super::{Store, StoreError};
 
@@ -35,7 +37,8 @@ pub struct BatchedCounter {
 
 struct Shared {
     store: Arc<dyn Store>,
-    /// The longest one command may take; its whole batch is apologised to after that.
+    /// The longest a visitor waits for its count: its batch is apologised to when the
+    /// deadline has passed since the batch's first visitor arrived.
     deadline: Duration,
     queue: Mutex<Queue>,
 }
@@ -44,6 +47,8 @@ struct Shared {
 struct Queue {
     /// Visitors whose count has not been sent yet, in the order they arrived.
     waiting: Vec<Waiter>,
+    /// When the first of them arrived; read once per batch rather than per visitor.
+    since: Option<Instant>,
     /// Sender tasks running, at most [`IN_FLIGHT`]; each takes whoever waits when its
     /// command is done.
     senders: usize,
@@ -72,6 +77,9 @@ impl BatchedCounter {
         let (waiter, answer) = oneshot::channel();
         let start = {
             let mut queue = lock(&self.shared.queue);
+            if queue.waiting.is_empty() {
+                queue.since = Some(Instant::now());
+            }
             queue.waiting.push(waiter);
             let start = queue.senders < IN_FLIGHT;
             queue.senders += usize::from(start);
@@ -93,7 +101,7 @@ async fn send_batches(shared: Arc<Shared>) {
         running: true,
     };
     loop {
-        {
+        let since = {
             let mut queue = lock(&shared.queue);
             // Visitors who left before their count was sent are not counted.
             queue.waiting.retain(|waiter| !waiter.is_closed());
@@ -103,11 +111,14 @@ async fn send_batches(shared: Arc<Shared>) {
                 return;
             }
             std::mem::swap(&mut queue.waiting, &mut sender.batch);
-        }
+            // Should the first visitor have left, the batch is given up a little early.
+            queue.since.take().unwrap_or_else(Instant::now)
+        };
         let views = sender.batch.len() as u64;
-        let outcome = tokio::time::timeout(shared.deadline, shared.store.add_views(views))
-            .await
-            .unwrap_or(Err(StoreError::TimedOut(shared.deadline)));
+        let outcome =
+            tokio::time::timeout_at(since + shared.deadline, shared.store.add_views(views))
+                .await
+                .unwrap_or(Err(StoreError::TimedOut(shared.deadline)));
         match outcome {
             Ok(total) => {
                 let first = total.wrapping_sub(views as i64 - 1);
@@ -502,5 +513,38 @@ mod tests {
             matches!(first, Err(StoreError::Shared(ref err)) if matches!(**err, StoreError::TimedOut(_)))
         );
         assert_eq!(second.unwrap(), 1);
+    }
+
+    /// A visitor queued behind stalled commands is told when the deadline has passed
+    /// since it arrived, not a whole deadline after its batch is finally sent.
+    #[tokio::test(start_paused = true)]
+    async fn a_visitor_queued_behind_stalled_commands_waits_no_longer_than_the_deadline() {
+        struct Stalled;
+        impl Store for Stalled {
+            fn add_views(&self, _: u64) -> BoxFuture<'_, Result<i64, StoreError>> {
+                std::future::pending().boxed()
+            }
+            fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+                async { Ok(()) }.boxed()
+            }
+        }
+        let counter = BatchedCounter::new(Arc::new(Stalled), Duration::from_millis(500));
+        let step = Duration::from_millis(100);
+        let start = Instant::now();
+        let first = counter.count_visit();
+        tokio::time::sleep(step).await;
+        let second = counter.count_visit();
+        tokio::time::sleep(step).await;
+        // Both commands are out: this one waits until the first gives up at 500 ms.
+        let third = counter.count_visit();
+        let (first, second, (third, told_after)) =
+            tokio::join!(first, second, async { (third.await, start.elapsed()) });
+        for told in [first, second, third] {
+            assert!(
+                matches!(told, Err(StoreError::Shared(ref err)) if matches!(**err, StoreError::TimedOut(_)))
+            );
+        }
+        // The clock is paused, so this is exact: 200 ms of arrival plus the 500 ms deadline.
+        assert_eq!(told_after, Duration::from_millis(700));
     }
 }
