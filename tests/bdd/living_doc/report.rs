@@ -211,16 +211,15 @@ impl LevelRun {
                 if element.kind == ElementKind::Background || rows.iter().any(known) {
                     continue;
                 }
-                let steps = element.steps.iter().map(|step| (step.text(), &step.result));
+                // A hook's text is empty: it has no keyword or name.
                 let hooks = element.before.iter().chain(&element.after);
-                let outcome = steps
-                    .chain(hooks.map(|hook| (String::new(), &hook.result)))
-                    .find(|(_, result)| result.status != "passed")
-                    .map_or(Outcome::Passed, |(step, result)| Outcome::Failed {
-                        step,
-                        line: None,
-                        message: result.error_message.clone().unwrap_or_default(),
-                    });
+                let mut ran = element.steps.iter().chain(hooks);
+                let failed = ran.find(|step| step.result.status != "passed");
+                let outcome = failed.map_or(Outcome::Passed, |step| Outcome::Failed {
+                    step: step.text(),
+                    line: None,
+                    message: step.result.error_message.clone().unwrap_or_default(),
+                });
                 let uri = reported.uri.as_deref().unwrap_or_default();
                 let (feature, name, line) = (&reported.name, &element.name, element.line);
                 let name = format!("{feature}: {name} ({uri}, line {line})");
