@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::{
     history::Run,
-    model::{Book, LevelSummary, Outcome, format_time},
+    model::{self, Book, LevelSummary, Outcome},
 };
 
 #[derive(Debug, Default, Template)]
@@ -103,12 +103,6 @@ impl<'a> Diff<'a> {
             }
         }
         diff
-    }
-
-    /// `commit` (time) of the run compared against, when there is one.
-    pub fn baseline(&self) -> Option<String> {
-        let run = self.base?;
-        Some(format!("`{}` ({})", md(&run.commit), format_time(run.time)))
     }
 
     /// A level's passed or failed total now, with the change from the baseline:
