@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::{
     history::Run,
-    model::{self, Book, LevelSummary, Outcome},
+    model::{self, Book, Cell, LevelSummary, Outcome, Row},
 };
 
 #[derive(Debug, Default, Template)]
@@ -16,22 +16,13 @@ pub struct Diff<'a> {
     /// The run compared against, when there is one.
     base: Option<&'a Run>,
     pub levels: &'a [LevelSummary<'a>],
-    pub newly_failing: Vec<Failing>,
+    /// Cells that fail now, but did not on main (or are new), with their rows.
+    pub newly_failing: Vec<(&'a Row<'a>, &'a Cell<'a>)>,
     pub newly_passing: Vec<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub coverage: Vec<String>,
     pub still_failing: usize,
-}
-
-#[derive(Debug)]
-pub struct Failing {
-    pub level: &'static str,
-    /// Markdown-safe.
-    pub name: String,
-    pub step: String,
-    /// HTML-escaped, for a `<pre>` block.
-    pub message: String,
 }
 
 impl<'a> Diff<'a> {
@@ -66,14 +57,7 @@ impl<'a> Diff<'a> {
                 let compared = before && had(level) && reports(level);
                 match (&cell.outcome, was) {
                     (Outcome::Failed { .. }, Some(false)) => diff.still_failing += 1,
-                    (Outcome::Failed { step, message, .. }, _) => {
-                        diff.newly_failing.push(Failing {
-                            level,
-                            name: name.clone(),
-                            step: md(step),
-                            message: html(message),
-                        })
-                    }
+                    (Outcome::Failed { .. }, _) => diff.newly_failing.push((row, cell)),
                     (Outcome::Passed, Some(false)) => {
                         diff.newly_passing.push(format!("{name} at {level}"));
                     }
