@@ -94,12 +94,9 @@ pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
     let read = |level: &&'static str| LevelRun::read(dir, level);
     let runs: Vec<LevelRun> = LEVELS.iter().filter_map(read).collect();
     // A history that cannot be read costs the page its past, not the run its result.
-    let load = |path: &Path| {
-        History::load(path).unwrap_or_else(|err| {
-            eprintln!("living documentation: {err:#}; going on without it");
-            History::default()
-        })
-    };
+    let warn =
+        |err: &anyhow::Error| eprintln!("living documentation: {err:#}; going on without it");
+    let load = |path: &Path| History::load(path).inspect_err(warn).unwrap_or_default();
     let mut history = load(&options.history);
     let baseline = options.diff_against.as_deref().map(load);
     let book = Book::new(&specification, unreadable, &runs);
