@@ -155,15 +155,13 @@ impl LevelRun {
         let scenario_steps: Vec<&Step> = scenarios.iter().flat_map(|e| &e.steps).collect();
 
         // In the order they ran: hooks before, the background, the scenario, hooks after.
-        let hooks = |name: &'static str, hooks: fn(&Element) -> &Vec<Step>| {
-            let hooks = scenarios.iter().flat_map(move |element| hooks(element));
-            hooks.map(move |hook| (name.to_owned(), hook))
-        };
+        let before = scenarios.iter().flat_map(|element| &element.before);
+        let set_up = before.map(|hook| ("the set-up before the scenario".to_owned(), hook));
         let steps = background_steps.iter().chain(&scenario_steps);
-        let ran: Vec<(String, &Step)> = hooks("the set-up before the scenario", |e| &e.before)
-            .chain(steps.map(|step| (step.text(), *step)))
-            .chain(hooks("the clean-up after the scenario", |e| &e.after))
-            .collect();
+        let steps = steps.map(|step| (step.text(), *step));
+        let after = scenarios.iter().flat_map(|element| &element.after);
+        let clean_up = after.map(|hook| ("the clean-up after the scenario".to_owned(), hook));
+        let ran: Vec<(String, &Step)> = set_up.chain(steps).chain(clean_up).collect();
         let nanos = Some(ran.iter().map(|(_, ran)| ran.result.duration).sum());
         let mut ran = ran.into_iter();
         let failed = ran.find(|(_, ran)| ran.result.status != "passed");
