@@ -325,7 +325,7 @@ pub fn parts<'a>(
 
 /// A plain scenario's one row, or an outline's example rows, with the result of
 /// each level in `runs`.
-fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
+fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> impl Iterator<Item = Row<'a>> {
     let (feature, _, scenario) = place;
     let plain = scenario.examples.is_empty();
     let plain = plain.then_some((None, &[][..], scenario.position.line));
@@ -336,7 +336,7 @@ fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
         rows.map(move |(values, line)| (Some(examples), &values[..], line))
     });
     let rows = plain.into_iter().chain(examples);
-    rows.map(|(examples, values, line)| {
+    rows.map(move |(examples, values, line)| {
         let header = examples.and_then(header).into_iter().flatten();
         let named = header.zip(values).map(|(n, v)| format!("{n}: {v}"));
         let label = named.collect::<Vec<_>>().join(", ");
@@ -365,5 +365,4 @@ fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
             cells: cells.collect(),
         }
     })
-    .collect()
 }
