@@ -38,12 +38,13 @@ use std::{
     process::Command,
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, anyhow};
 use askama::Template;
 use cucumber::{
     feature::Ext as _,
     gherkin::{self, GherkinEnv},
 };
+use walkdir::WalkDir;
 
 pub use self::report::NotRun;
 use self::{
@@ -157,10 +158,6 @@ fn commit() -> String {
 /// Every `.feature` file under `dir`, parsed as written, in path order; and the
 /// files that could not be read (or whose outlines do not expand), with why.
 fn read_specification(dir: &Path) -> Result<(Vec<gherkin::Feature>, Vec<String>)> {
-    let mut paths = Vec::new();
-    collect_feature_files(dir, &mut paths)
-        .with_context(|| format!("reading the features in {}", dir.display()))?;
-    paths.sort();
     let read = |path: &Path| -> Result<gherkin::Feature> {
         let feature = gherkin::Feature::parse_path(path, GherkinEnv::default())?;
         feature.clone().expand_examples()?;
@@ -168,23 +165,19 @@ fn read_specification(dir: &Path) -> Result<(Vec<gherkin::Feature>, Vec<String>)
     };
     let mut features = Vec::new();
     let mut unreadable = Vec::new();
-    for path in paths {
-        match read(&path) {
+    // Each directory's entries sorted by name, each directory before its own: path order.
+    for entry in WalkDir::new(dir).sort_by_file_name() {
+        // Its message names the path and the cause: as context, the cause would show twice.
+        let entry =
+            entry.map_err(|err| anyhow!("reading the features in {}: {err}", dir.display()))?;
+        let path = entry.path();
+        if entry.file_type().is_dir() || path.extension().is_none_or(|ext| ext != "feature") {
+            continue;
+        }
+        match read(path) {
             Ok(feature) => features.push(feature),
             Err(err) => unreadable.push(format!("{}: {err}", path.display())),
         }
     }
     Ok((features, unreadable))
-}
-
-fn collect_feature_files(dir: &Path, paths: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_feature_files(&path, paths)?;
-        } else if path.extension().is_some_and(|ext| ext == "feature") {
-            paths.push(path);
-        }
-    }
-    Ok(())
 }
