@@ -21,8 +21,9 @@ pub struct Feature {
 /// A scenario, or the background steps run for the scenario on the same `line`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Element {
+    /// `scenario` or `background`: the page asks only whether it is a background.
     #[serde(rename = "type")]
-    pub kind: ElementKind,
+    pub kind: String,
     pub line: usize,
     #[serde(default)]
     pub name: String,
@@ -33,13 +34,6 @@ pub struct Element {
     pub steps: Vec<Step>,
     #[serde(default)]
     pub after: Vec<Step>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ElementKind {
-    Scenario,
-    Background,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,7 +138,7 @@ impl LevelRun {
         let (backgrounds, scenarios): (Vec<&Element>, Vec<&Element>) = reported
             .flat_map(|reported| &reported.elements)
             .filter(|element| element.line == line)
-            .partition(|element| element.kind == ElementKind::Background);
+            .partition(|element| element.kind == "background");
         if backgrounds.is_empty() && scenarios.is_empty() {
             let mut not_run = self.not_run.iter();
             let entry = not_run.find(|entry| entry.feature == feature.name && entry.line == line);
@@ -206,7 +200,7 @@ impl LevelRun {
             for element in &reported.elements {
                 let here = (&reported.name, element.line);
                 let known = |row: &Row| (&row.feature.name, row.line) == here;
-                if element.kind == ElementKind::Background || rows.iter().any(known) {
+                if element.kind == "background" || rows.iter().any(known) {
                     continue;
                 }
                 // A hook's text is empty: it has no keyword or name.
