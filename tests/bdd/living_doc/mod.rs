@@ -149,8 +149,7 @@ fn commit() -> String {
         .output()
         .ok()
         .filter(|output| output.status.success())
-        .and_then(|output| String::from_utf8(output.stdout).ok())
-        .map(|commit| commit.trim().to_owned())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
         .filter(|commit| !commit.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
 }
