@@ -7,31 +7,24 @@ use askama::Template;
 
 use super::{
     history::Run,
-    model::{Book, LevelSummary, Outcome, format_time},
+    model::{self, Book, Cell, LevelSummary, Outcome, Row},
 };
 
+/// What changed, as plain text: the template makes every name and message safe
+/// in Markdown as it writes them (`md`, `html`).
 #[derive(Debug, Default, Template)]
 #[template(path = "diff.md.txt", config = "tests/bdd/living_doc/askama.toml")]
 pub struct Diff<'a> {
     /// The run compared against, when there is one.
     base: Option<&'a Run>,
     pub levels: &'a [LevelSummary<'a>],
-    pub newly_failing: Vec<Failing>,
+    /// Cells that fail now, but did not on main (or are new), with their rows.
+    pub newly_failing: Vec<(&'a Row<'a>, &'a Cell<'a>)>,
     pub newly_passing: Vec<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub coverage: Vec<String>,
     pub still_failing: usize,
-}
-
-#[derive(Debug)]
-pub struct Failing {
-    pub level: &'static str,
-    /// Markdown-safe.
-    pub name: String,
-    pub step: String,
-    /// HTML-escaped, for a `<pre>` block.
-    pub message: String,
 }
 
 impl<'a> Diff<'a> {
@@ -46,12 +39,12 @@ impl<'a> Diff<'a> {
         let mut diff = Self {
             base: baseline,
             levels: &book.levels,
-            removed: removed.map(|key| md(key)).collect(),
+            removed: removed.cloned().collect(),
             ..Self::default()
         };
 
         for row in &book.rows {
-            let name = md(&row.key);
+            let name = &row.key;
             let ran = row.cells.iter().filter(|c| c.outcome.passed().is_some());
             let ran = ran.map(|cell| format!("{} {}", cell.level, cell.outcome.label()));
             let ran: Vec<String> = ran.collect();
@@ -66,14 +59,7 @@ impl<'a> Diff<'a> {
                 let compared = before && had(level) && reports(level);
                 match (&cell.outcome, was) {
                     (Outcome::Failed { .. }, Some(false)) => diff.still_failing += 1,
-                    (Outcome::Failed { step, message, .. }, _) => {
-                        diff.newly_failing.push(Failing {
-                            level,
-                            name: name.clone(),
-                            step: md(step),
-                            message: html(message),
-                        })
-                    }
+                    (Outcome::Failed { .. }, _) => diff.newly_failing.push((row, cell)),
                     (Outcome::Passed, Some(false)) => {
                         diff.newly_passing.push(format!("{name} at {level}"));
                     }
@@ -81,7 +67,6 @@ impl<'a> Diff<'a> {
                         diff.coverage.push(format!("{name}: now runs at {level}"));
                     }
                     (Outcome::NotRun { reason }, Some(_)) if compared => {
-                        let reason = md(reason);
                         let change = format!("{name}: no longer runs at {level} ({reason})");
                         diff.coverage.push(change);
                     }
@@ -92,7 +77,6 @@ impl<'a> Diff<'a> {
 
         if baseline.is_some() {
             for level in base.levels.keys().filter(|level| !reports(level)) {
-                let level = md(level);
                 let gone = format!("the {level} level has no report in this run (main had one)");
                 diff.coverage.push(gone);
             }
@@ -103,12 +87,6 @@ impl<'a> Diff<'a> {
             }
         }
         diff
-    }
-
-    /// `commit` (time) of the run compared against, when there is one.
-    pub fn baseline(&self) -> Option<String> {
-        let run = self.base?;
-        Some(format!("`{}` ({})", md(&run.commit), format_time(run.time)))
     }
 
     /// A level's passed or failed total now, with the change from the baseline:

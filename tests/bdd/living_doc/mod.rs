@@ -38,12 +38,13 @@ use std::{
     process::Command,
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, anyhow};
 use askama::Template;
 use cucumber::{
     feature::Ext as _,
     gherkin::{self, GherkinEnv},
 };
+use walkdir::WalkDir;
 
 pub use self::report::NotRun;
 use self::{
@@ -94,12 +95,9 @@ pub fn render(options: &Options) -> Result<Rendered<PathBuf>> {
     let read = |level: &&'static str| LevelRun::read(dir, level);
     let runs: Vec<LevelRun> = LEVELS.iter().filter_map(read).collect();
     // A history that cannot be read costs the page its past, not the run its result.
-    let load = |path: &Path| {
-        History::load(path).unwrap_or_else(|err| {
-            eprintln!("living documentation: {err:#}; going on without it");
-            History::default()
-        })
-    };
+    let warn =
+        |err: &anyhow::Error| eprintln!("living documentation: {err:#}; going on without it");
+    let load = |path: &Path| History::load(path).inspect_err(warn).unwrap_or_default();
     let mut history = load(&options.history);
     let baseline = options.diff_against.as_deref().map(load);
     let book = Book::new(&specification, unreadable, &runs);
@@ -151,8 +149,7 @@ fn commit() -> String {
         .output()
         .ok()
         .filter(|output| output.status.success())
-        .and_then(|output| String::from_utf8(output.stdout).ok())
-        .map(|commit| commit.trim().to_owned())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
         .filter(|commit| !commit.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
 }
@@ -160,10 +157,6 @@ fn commit() -> String {
 /// Every `.feature` file under `dir`, parsed as written, in path order; and the
 /// files that could not be read (or whose outlines do not expand), with why.
 fn read_specification(dir: &Path) -> Result<(Vec<gherkin::Feature>, Vec<String>)> {
-    let mut paths = Vec::new();
-    collect_feature_files(dir, &mut paths)
-        .with_context(|| format!("reading the features in {}", dir.display()))?;
-    paths.sort();
     let read = |path: &Path| -> Result<gherkin::Feature> {
         let feature = gherkin::Feature::parse_path(path, GherkinEnv::default())?;
         feature.clone().expand_examples()?;
@@ -171,23 +164,19 @@ fn read_specification(dir: &Path) -> Result<(Vec<gherkin::Feature>, Vec<String>)
     };
     let mut features = Vec::new();
     let mut unreadable = Vec::new();
-    for path in paths {
-        match read(&path) {
+    // Each directory's entries sorted by name, each directory before its own: path order.
+    for entry in WalkDir::new(dir).sort_by_file_name() {
+        // Its message names the path and the cause: as context, the cause would show twice.
+        let entry =
+            entry.map_err(|err| anyhow!("reading the features in {}: {err}", dir.display()))?;
+        let path = entry.path();
+        if entry.file_type().is_dir() || path.extension().is_none_or(|ext| ext != "feature") {
+            continue;
+        }
+        match read(path) {
             Ok(feature) => features.push(feature),
             Err(err) => unreadable.push(format!("{}: {err}", path.display())),
         }
     }
     Ok((features, unreadable))
-}
-
-fn collect_feature_files(dir: &Path, paths: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_feature_files(&path, paths)?;
-        } else if path.extension().is_some_and(|ext| ext == "feature") {
-            paths.push(path);
-        }
-    }
-    Ok(())
 }

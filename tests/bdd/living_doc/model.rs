@@ -308,24 +308,23 @@ pub fn parts<'a>(
     let examples = scenario.into_iter().flat_map(|scenario| &scenario.examples);
     let names = examples.filter_map(header).flatten();
     let placeholders: Vec<String> = names.map(|name| format!("<{name}>")).collect();
-    let mut rest = step.value.as_str();
     let mut parts = Vec::new();
-    while !rest.is_empty() {
-        let found = placeholders.iter().filter_map(|p| Some((rest.find(p)?, p)));
-        let (text, placeholder) = match found.min() {
-            Some((0, name)) => (&rest[..name.len()], true),
-            Some((at, _)) => (&rest[..at], false),
-            None => (rest, false),
-        };
-        rest = &rest[text.len()..];
-        parts.push((placeholder, text));
+    // Pieces that end at a `>`, as a placeholder does (cucumber's have no `>` inside),
+    // each split before the longest placeholder it ends with, if it ends with one.
+    for piece in step.value.split_inclusive('>') {
+        let found = placeholders.iter().filter(|p| piece.ends_with(p.as_str()));
+        let at = piece.len() - found.map(String::len).max().unwrap_or(0);
+        let (text, placeholder) = piece.split_at(at);
+        parts.extend([(false, text), (true, placeholder)]);
     }
+    // Less the empty text before a placeholder, or placeholder after a text.
+    parts.retain(|(_, text)| !text.is_empty());
     parts
 }
 
 /// A plain scenario's one row, or an outline's example rows, with the result of
 /// each level in `runs`.
-fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
+fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> impl Iterator<Item = Row<'a>> {
     let (feature, _, scenario) = place;
     let plain = scenario.examples.is_empty();
     let plain = plain.then_some((None, &[][..], scenario.position.line));
@@ -336,7 +335,7 @@ fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
         rows.map(move |(values, line)| (Some(examples), &values[..], line))
     });
     let rows = plain.into_iter().chain(examples);
-    rows.map(|(examples, values, line)| {
+    rows.map(move |(examples, values, line)| {
         let header = examples.and_then(header).into_iter().flatten();
         let named = header.zip(values).map(|(n, v)| format!("{n}: {v}"));
         let label = named.collect::<Vec<_>>().join(", ");
@@ -365,5 +364,4 @@ fn rows<'a>(place: Place<'a>, runs: &'a [LevelRun]) -> Vec<Row<'a>> {
             cells: cells.collect(),
         }
     })
-    .collect()
 }

@@ -21,8 +21,9 @@ pub struct Feature {
 /// A scenario, or the background steps run for the scenario on the same `line`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Element {
+    /// `scenario` or `background`: the page asks only whether it is a background.
     #[serde(rename = "type")]
-    pub kind: ElementKind,
+    pub kind: String,
     pub line: usize,
     #[serde(default)]
     pub name: String,
@@ -33,13 +34,6 @@ pub struct Element {
     pub steps: Vec<Step>,
     #[serde(default)]
     pub after: Vec<Step>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ElementKind {
-    Scenario,
-    Background,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,22 +57,13 @@ impl Step {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RunResult {
-    pub status: Status,
+    /// `passed`, `failed`, `skipped`, `ambiguous`, `undefined` or `pending`: the
+    /// page asks only whether it passed, and names any other.
+    pub status: String,
     /// Nanoseconds.
     #[serde(default)]
     pub duration: u64,
     pub error_message: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Passed,
-    Failed,
-    Skipped,
-    Ambiguous,
-    Undefined,
-    Pending,
 }
 
 /// A scenario the level left out, and why (`<level>/not_run.json`).
@@ -153,7 +138,7 @@ impl LevelRun {
         let (backgrounds, scenarios): (Vec<&Element>, Vec<&Element>) = reported
             .flat_map(|reported| &reported.elements)
             .filter(|element| element.line == line)
-            .partition(|element| element.kind == ElementKind::Background);
+            .partition(|element| element.kind == "background");
         if backgrounds.is_empty() && scenarios.is_empty() {
             let mut not_run = self.not_run.iter();
             let entry = not_run.find(|entry| entry.feature == feature.name && entry.line == line);
@@ -164,21 +149,18 @@ impl LevelRun {
         let scenario_steps: Vec<&Step> = scenarios.iter().flat_map(|e| &e.steps).collect();
 
         // In the order they ran: hooks before, the background, the scenario, hooks after.
-        let hooks = |name: &'static str, hooks: fn(&Element) -> &Vec<Step>| {
-            let hooks = scenarios.iter().flat_map(move |element| hooks(element));
-            hooks.map(move |hook| (name.to_owned(), hook))
-        };
+        let before = scenarios.iter().flat_map(|element| &element.before);
+        let set_up = before.map(|hook| ("the set-up before the scenario".to_owned(), hook));
         let steps = background_steps.iter().chain(&scenario_steps);
-        let ran: Vec<(String, &Step)> = hooks("the set-up before the scenario", |e| &e.before)
-            .chain(steps.map(|step| (step.text(), *step)))
-            .chain(hooks("the clean-up after the scenario", |e| &e.after))
-            .collect();
+        let steps = steps.map(|step| (step.text(), *step));
+        let after = scenarios.iter().flat_map(|element| &element.after);
+        let clean_up = after.map(|hook| ("the clean-up after the scenario".to_owned(), hook));
+        let ran: Vec<(String, &Step)> = set_up.chain(steps).chain(clean_up).collect();
         let nanos = Some(ran.iter().map(|(_, ran)| ran.result.duration).sum());
         let mut ran = ran.into_iter();
-        let failed = ran.find(|(_, ran)| ran.result.status != Status::Passed);
+        let failed = ran.find(|(_, ran)| ran.result.status != "passed");
         let failed = failed.map(|(step, ran)| {
-            // Cucumber JSON's name of the status: the variant's, in lower case.
-            let status = format!("{:?}", ran.result.status).to_lowercase();
+            let status = &ran.result.status;
             let message = ran.result.error_message.clone();
             let message = message.unwrap_or_else(|| format!("the step was {status}"));
             Outcome::Failed {
@@ -218,19 +200,18 @@ impl LevelRun {
             for element in &reported.elements {
                 let here = (&reported.name, element.line);
                 let known = |row: &Row| (&row.feature.name, row.line) == here;
-                if element.kind == ElementKind::Background || rows.iter().any(known) {
+                if element.kind == "background" || rows.iter().any(known) {
                     continue;
                 }
-                let steps = element.steps.iter().map(|step| (step.text(), &step.result));
+                // A hook's text is empty: it has no keyword or name.
                 let hooks = element.before.iter().chain(&element.after);
-                let outcome = steps
-                    .chain(hooks.map(|hook| (String::new(), &hook.result)))
-                    .find(|(_, result)| result.status != Status::Passed)
-                    .map_or(Outcome::Passed, |(step, result)| Outcome::Failed {
-                        step,
-                        line: None,
-                        message: result.error_message.clone().unwrap_or_default(),
-                    });
+                let mut ran = element.steps.iter().chain(hooks);
+                let failed = ran.find(|step| step.result.status != "passed");
+                let outcome = failed.map_or(Outcome::Passed, |step| Outcome::Failed {
+                    step: step.text(),
+                    line: None,
+                    message: step.result.error_message.clone().unwrap_or_default(),
+                });
                 let uri = reported.uri.as_deref().unwrap_or_default();
                 let (feature, name, line) = (&reported.name, &element.name, element.line);
                 let name = format!("{feature}: {name} ({uri}, line {line})");
