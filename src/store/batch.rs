@@ -535,16 +535,22 @@ mod tests {
         tokio::time::sleep(step).await;
         let second = counter.count_visit();
         tokio::time::sleep(step).await;
-        // Both commands are out: this one waits until the first gives up at 500 ms.
+        // Both commands are out: these two wait until the first gives up at 500 ms,
+        // and are sent together.
         let third = counter.count_visit();
-        let (first, second, (third, told_after)) =
-            tokio::join!(first, second, async { (third.await, start.elapsed()) });
-        for told in [first, second, third] {
+        tokio::time::sleep(step).await;
+        let fourth = counter.count_visit();
+        let told_when = |visit| async move { (visit.await, start.elapsed()) };
+        let (first, second, (third, third_told), (fourth, fourth_told)) =
+            tokio::join!(first, second, told_when(third), told_when(fourth));
+        for told in [first, second, third, fourth] {
             assert!(
                 matches!(told, Err(StoreError::Shared(ref err)) if matches!(**err, StoreError::TimedOut(_)))
             );
         }
-        // The clock is paused, so this is exact: 200 ms of arrival plus the 500 ms deadline.
-        assert_eq!(told_after, Duration::from_millis(700));
+        // The clock is paused, so this is exact: the first of the two arrived at 200 ms,
+        // and the deadline is 500 ms.
+        assert_eq!(third_told, Duration::from_millis(700));
+        assert_eq!(fourth_told, Duration::from_millis(700));
     }
 }
