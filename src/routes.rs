@@ -53,7 +53,7 @@ impl AppState {
     }
 }
 
-/// The page takes only the counter from the state: one reference count per visit.
+/// The page needs only the counter from the state.
 impl FromRef<AppState> for BatchedCounter {
     fn from_ref(state: &AppState) -> Self {
         state.views.clone()
