@@ -53,6 +53,11 @@ impl Step {
         let text = format!("{} {}", self.keyword.trim(), self.name);
         text.trim().to_owned()
     }
+
+    /// Whether the step (or hook) passed; any other status stops its scenario.
+    pub fn passed(&self) -> bool {
+        self.result.status == "passed"
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,7 +163,7 @@ impl LevelRun {
         let ran: Vec<(String, &Step)> = set_up.chain(steps).chain(clean_up).collect();
         let nanos = Some(ran.iter().map(|(_, ran)| ran.result.duration).sum());
         let mut ran = ran.into_iter();
-        let failed = ran.find(|(_, ran)| ran.result.status != "passed");
+        let failed = ran.find(|(_, ran)| !ran.passed());
         let failed = failed.map(|(step, ran)| {
             let status = &ran.result.status;
             let message = ran.result.error_message.clone();
@@ -206,7 +211,7 @@ impl LevelRun {
                 // A hook's text is empty: it has no keyword or name.
                 let hooks = element.before.iter().chain(&element.after);
                 let mut ran = element.steps.iter().chain(hooks);
-                let failed = ran.find(|step| step.result.status != "passed");
+                let failed = ran.find(|step| !step.passed());
                 let outcome = failed.map_or(Outcome::Passed, |step| Outcome::Failed {
                     step: step.text(),
                     line: None,
